@@ -1,0 +1,1 @@
+"""Builders for the third-party artifacts the roles install."""

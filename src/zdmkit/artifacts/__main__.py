@@ -1,0 +1,5 @@
+import sys
+
+from zdmkit.artifacts.cli import main
+
+sys.exit(main())

@@ -1,0 +1,266 @@
+"""Fill the artifact cache from the manifest: fetch once, verify, reuse.
+
+Every artifact is produced in a private scratch directory inside the cache and moved into
+place only after it verified, so a failed or interrupted fetch never leaves a half-written
+file where a later run would take it for a good one. A stamp next to each artifact records
+what was verified; a later run whose manifest entry is unchanged is a cache hit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zdmkit.artifacts import cassandra_dist, dsbulk_dist, maven
+
+MANIFEST = Path(__file__).with_name("manifest.yml")
+STAMP_SUFFIX = ".verified.json"
+
+
+class ArtifactError(RuntimeError):
+    """An artifact could not be obtained or did not verify. str() is one line for the operator."""
+
+    def __init__(self, entry: dict[str, Any], reason: str):
+        self.name = entry["name"]
+        source = describe_source(entry)
+        super().__init__(f"artifact {entry['name']} {entry['version']} from {source}: {reason}")
+
+
+@dataclass
+class Outcome:
+    name: str
+    path: Path
+    status: str  # "hit" or "fetched"
+    detail: str
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("ZDMKIT_ARTIFACTS")
+    if configured:
+        return Path(configured).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "zdmkit" / "artifacts"
+
+
+def load_manifest(path: Path = MANIFEST) -> list[dict[str, Any]]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    entries = data["artifacts"]
+    for entry in entries:
+        missing = {"name", "version", "file", "source", "verify", "needed_by"} - entry.keys()
+        if missing:
+            raise ValueError(f"manifest entry {entry.get('name', '?')}: missing {sorted(missing)}")
+    return entries
+
+
+def describe_source(entry: dict[str, Any]) -> str:
+    src = entry["source"]
+    kind = src["kind"]
+    if kind in ("maven", "maven-assembly"):
+        return f"Maven Central {src['coordinates']}"
+    if kind == "go-install":
+        return f"Go module proxy {src['package']}@{src['commit']}"
+    if kind == "go-build":
+        return f"Go module proxy {src['module']}@{src['ref']}"
+    if kind == "pip-wheels":
+        return f"PyPI {' '.join(src['requirements'])}"
+    return kind
+
+
+def entry_digest(entry: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def locked(cache: Path) -> Iterator[None]:
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _stamp_path(cache: Path, entry: dict[str, Any]) -> Path:
+    return cache / f"{entry['file']}{STAMP_SUFFIX}"
+
+
+def is_cached(cache: Path, entry: dict[str, Any]) -> bool:
+    target = cache / entry["file"]
+    stamp = _stamp_path(cache, entry)
+    if not (target.exists() and stamp.is_file()):
+        return False
+    try:
+        recorded = json.loads(stamp.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    if recorded.get("entry") != entry_digest(entry):
+        return False
+    return not (target.is_file() and recorded.get("sha256") and recorded["sha256"] != sha256_of(target))
+
+
+def _produce(entry: dict[str, Any], scratch: Path) -> Path:
+    """Produce the artifact inside scratch; return its path there."""
+    src = entry["source"]
+    kind = src["kind"]
+    name = Path(entry["file"]).name
+    if kind == "maven":
+        return maven.copy_artifact(src["coordinates"], scratch)
+    if kind == "maven-assembly":
+        builder = {"cassandra": cassandra_dist, "dsbulk": dsbulk_dist}[src["builder"]]
+        return builder.build_distribution(entry["version"], scratch / name, scratch / "work")
+    if kind == "go-install":
+        return _go_install(entry, scratch)
+    if kind == "go-build":
+        return _go_build(entry, scratch)
+    if kind == "pip-wheels":
+        out = scratch / name
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+              "--python-version", "3.11", "--platform", "manylinux2014_x86_64", "--dest", str(out),
+              *src["requirements"]], f"pip download {' '.join(src['requirements'])}")
+        return out
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+def _run(cmd: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=3600,
+                              check=False)
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"{cmd[0]} is not installed") from exc
+    if proc.returncode != 0:
+        text = (proc.stderr or proc.stdout).strip().splitlines()
+        interesting = [ln for ln in text if re.search(r"error|forbidden|not found|refused|denied", ln, re.I)]
+        reason = (interesting or text or [f"exit {proc.returncode}"])[0].strip()
+        raise RuntimeError(f"{what}: {reason}")
+    return proc.stdout
+
+
+def _go_env(scratch: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"GOBIN": str(scratch / "bin"), "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"})
+    return env
+
+
+def _go_install(entry: dict[str, Any], scratch: Path) -> Path:
+    src = entry["source"]
+    spec = f"{src['package']}@{src['commit']}"
+    _run(["go", "install", spec], f"go install {spec}", env=_go_env(scratch))
+    (built,) = (scratch / "bin").iterdir()
+    final = scratch / Path(entry["file"]).name
+    built.rename(final)
+    return final
+
+
+def _go_build(entry: dict[str, Any], scratch: Path) -> Path:
+    src = entry["source"]
+    spec = f"{src['module']}@{src['ref']}"
+    env = _go_env(scratch)
+    out = _run(["go", "mod", "download", "-json", spec], f"go mod download {spec}", env=env)
+    module_dir = Path(json.loads(out)["Dir"])
+    build = scratch / "src"
+    shutil.copytree(module_dir, build)
+    for path in build.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o200)
+    _run(["go", "build", "-o", str(scratch / "bin" / "grafana"), src["package"]],
+         f"go build {src['package']} of {spec}", env=env, cwd=build)
+    top = scratch / f"{src['module'].rsplit('/', 1)[-1]}-{entry['version']}"
+    (top / "bin").mkdir(parents=True)
+    shutil.move(str(scratch / "bin" / "grafana"), top / "bin" / "grafana")
+    for sub in ("conf", "public"):
+        if (build / sub).is_dir():
+            shutil.copytree(build / sub, top / sub)
+    return cassandra_dist.write_deterministic_tar(top, top.name, scratch / Path(entry["file"]).name)
+
+
+def reported_version(entry: dict[str, Any], path: Path) -> str:
+    name = entry["name"]
+    if name == "cassandra":
+        with tempfile.TemporaryDirectory(prefix="zdmkit-cassandra-") as tmp:
+            shutil.unpack_archive(path, tmp)
+            (dist,) = Path(tmp).iterdir()
+            return cassandra_dist.reported_version(dist)
+    if name == "dsbulk":
+        return dsbulk_dist.reported_version(path)
+    if name == "zdm-proxy":
+        out = _run([str(path), "--version"], f"{path.name} --version")
+        match = re.search(r"(\d+\.\d+\.\d+)", out)
+        return match.group(1) if match else out.strip()
+    raise ValueError(f"no way to ask {name} for its version")
+
+
+def verify(entry: dict[str, Any], path: Path) -> dict[str, str]:
+    """Check the produced artifact against the manifest; return what was verified."""
+    checks = entry["verify"] or {}
+    verified: dict[str, str] = {}
+    if path.is_file():
+        verified["sha256"] = sha256_of(path)
+    if checks.get("sha256") and checks["sha256"] != verified.get("sha256"):
+        raise RuntimeError(f"sha256 mismatch: expected {checks['sha256']}, got {verified.get('sha256')}")
+    if checks.get("sha256_files"):
+        expected = checks["sha256_files"]
+        found = {p.name: sha256_of(p) for p in path.iterdir()} if path.is_dir() else {}
+        if found != expected:
+            wrong = sorted(set(found.items()) ^ set(expected.items()))
+            raise RuntimeError(f"files or sha256 differ from the manifest: {wrong[:3]}")
+        verified["sha256_files"] = str(len(found))
+    if checks.get("reported_version"):
+        got = reported_version(entry, path)
+        if got != checks["reported_version"]:
+            raise RuntimeError(f"reports version {got!r}, expected {checks['reported_version']!r}")
+        verified["reported_version"] = got
+    return verified
+
+
+def fetch(entry: dict[str, Any], cache: Path, force: bool = False) -> Outcome:
+    target = cache / entry["file"]
+    if not force and is_cached(cache, entry):
+        return Outcome(entry["name"], target, "hit", "cached")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".partial-{entry['name']}-", dir=cache))
+    try:
+        try:
+            produced = _produce(entry, scratch)
+            verified = verify(entry, produced)
+        except (RuntimeError, maven.MavenError, cassandra_dist.DistributionError, OSError) as exc:
+            raise ArtifactError(entry, str(exc)) from exc
+        stamp = _stamp_path(cache, entry)
+        stamp.unlink(missing_ok=True)
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(produced, target)
+        record = {"entry": entry_digest(entry), "name": entry["name"], "version": entry["version"],
+                  "source": describe_source(entry), **verified}
+        tmp_stamp = stamp.with_name(stamp.name + ".tmp")
+        tmp_stamp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp_stamp, stamp)
+        detail = ", ".join(f"{k} {v}" for k, v in verified.items())
+        return Outcome(entry["name"], target, "fetched", detail)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def clean_partials(cache: Path) -> None:
+    """Remove scratch directories left by a run that was killed."""
+    if cache.is_dir():
+        for leftover in cache.glob(".partial-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
