@@ -46,7 +46,7 @@ artifacts: venv ## Fill the artifact cache (what tests need must succeed)
 lint: venv ## yamllint (strict), ansible-lint (production profile), ruff
 	yamllint --strict .
 	ansible-lint --offline
-	ruff check src tests bench filter_plugins library
+	ruff check .
 
 unit: venv ## Unit tests
 	pytest -q tests/unit

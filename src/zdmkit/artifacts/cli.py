@@ -85,7 +85,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         missing += 1
         reason = failures.get(entry["name"]) or (
             f"artifact {entry['name']} {entry['version']} from {f.describe_source(entry)}: not in {cache}"
-            " (run `make artifacts`)")
+            " (run `make artifacts`)"
+        )
         print(f"error: {args.purpose} needs {reason}", file=sys.stderr)
     return 1 if missing else 0
 
@@ -99,8 +100,9 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="zdmkit-artifacts", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="zdmkit-artifacts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_fetch = sub.add_parser("fetch", help="fetch missing artifacts")
     p_fetch.add_argument("names", nargs="*")
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p_check.set_defaults(func=cmd_check)
     sub.add_parser("list", help="list the manifest and the cache state").set_defaults(func=cmd_list)
     sub.add_parser("dir", help="print the cache directory").set_defaults(
-        func=lambda _: print(f.cache_dir()) or 0)
+        func=lambda _: print(f.cache_dir()) or 0
+    )
     args = parser.parse_args(argv)
     return args.func(args)
 

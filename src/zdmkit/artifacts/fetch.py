@@ -134,17 +134,33 @@ def _produce(entry: dict[str, Any], scratch: Path) -> Path:
         return _go_build(entry, scratch)
     if kind == "pip-wheels":
         out = scratch / name
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-              "--python-version", "3.11", "--platform", "manylinux2014_x86_64", "--dest", str(out),
-              *src["requirements"]], f"pip download {' '.join(src['requirements'])}")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--dest",
+                str(out),
+                *src["requirements"],
+            ],
+            f"pip download {' '.join(src['requirements'])}",
+        )
         return out
     raise ValueError(f"unknown source kind {kind!r}")
 
 
 def _run(cmd: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=3600,
-                              check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=3600, check=False
+        )
     except FileNotFoundError as exc:
         raise RuntimeError(f"{cmd[0]} is not installed") from exc
     if proc.returncode != 0:
@@ -181,8 +197,12 @@ def _go_build(entry: dict[str, Any], scratch: Path) -> Path:
     shutil.copytree(module_dir, build)
     for path in build.rglob("*"):
         path.chmod(path.stat().st_mode | 0o200)
-    _run(["go", "build", "-o", str(scratch / "bin" / "grafana"), src["package"]],
-         f"go build {src['package']} of {spec}", env=env, cwd=build)
+    _run(
+        ["go", "build", "-o", str(scratch / "bin" / "grafana"), src["package"]],
+        f"go build {src['package']} of {spec}",
+        env=env,
+        cwd=build,
+    )
     top = scratch / f"{src['module'].rsplit('/', 1)[-1]}-{entry['version']}"
     (top / "bin").mkdir(parents=True)
     shutil.move(str(scratch / "bin" / "grafana"), top / "bin" / "grafana")
@@ -248,8 +268,13 @@ def fetch(entry: dict[str, Any], cache: Path, force: bool = False) -> Outcome:
         if target.is_dir():
             shutil.rmtree(target)
         os.replace(produced, target)
-        record = {"entry": entry_digest(entry), "name": entry["name"], "version": entry["version"],
-                  "source": describe_source(entry), **verified}
+        record = {
+            "entry": entry_digest(entry),
+            "name": entry["name"],
+            "version": entry["version"],
+            "source": describe_source(entry),
+            **verified,
+        }
         tmp_stamp = stamp.with_name(stamp.name + ".tmp")
         tmp_stamp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp_stamp, stamp)

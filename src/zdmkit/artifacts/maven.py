@@ -42,8 +42,12 @@ def copy_artifact(coordinates: str, dest_dir: Path) -> Path:
     c = parse_coordinates(coordinates)
     dest_dir.mkdir(parents=True, exist_ok=True)
     _mvn(
-        [f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coordinates}", f"-DoutputDirectory={dest_dir}",
-         "-Dmdep.overWriteReleases=true"],
+        [
+            f"{DEPENDENCY_PLUGIN}:copy",
+            f"-Dartifact={coordinates}",
+            f"-DoutputDirectory={dest_dir}",
+            "-Dmdep.overWriteReleases=true",
+        ],
         cwd=dest_dir,
         what=f"mvn dependency:copy {coordinates}",
     )
@@ -90,8 +94,11 @@ def copy_runtime_closure(coordinates: list[str], lib_dir: Path) -> list[Path]:
         pom = Path(tmp) / "pom.xml"
         pom.write_text(render_pom(coordinates), encoding="utf-8")
         _mvn(
-            [f"{DEPENDENCY_PLUGIN}:copy-dependencies", "-DincludeScope=runtime",
-             f"-DoutputDirectory={lib_dir}"],
+            [
+                f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={lib_dir}",
+            ],
             cwd=Path(tmp),
             what=f"mvn dependency:copy-dependencies {' '.join(coordinates)}",
         )
