@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 VENV ?= .venv
 PYTHON ?= python3
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.cache/bin:$(PATH)
 export ZDMKIT_ARTIFACTS ?= $(HOME)/.cache/zdmkit/artifacts
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ZDMKIT_BASE_IMAGE := $(shell images/bookworm-systemd/build.sh --tag)
@@ -26,6 +26,7 @@ bootstrap: host docker image venv artifacts ## Idempotent set-up: host packages,
 
 host:
 	@scripts/bootstrap-host.sh
+	@scripts/fetch-promtool.sh .cache/bin/promtool
 
 docker:
 	@scripts/ensure-docker.sh
@@ -49,6 +50,7 @@ lint: venv ## yamllint (strict), ansible-lint (production profile), ruff
 	ruff check .
 
 unit: venv ## Unit tests
+	@scripts/fetch-promtool.sh .cache/bin/promtool
 	pytest -q tests/unit
 
 molecule: bootstrap ## Molecule scenarios (one with SCENARIO=name)

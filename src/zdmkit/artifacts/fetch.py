@@ -167,6 +167,10 @@ def _run(cmd: list[str], what: str, env: dict[str, str] | None = None, cwd: Path
         text = (proc.stderr or proc.stdout).strip().splitlines()
         interesting = [ln for ln in text if re.search(r"error|forbidden|not found|refused|denied", ln, re.I)]
         reason = (interesting or text or [f"exit {proc.returncode}"])[0].strip()
+        # Go repeats the module path several times before the answer that matters.
+        answer = re.search(r"reading (\S+): (\d{3} [^\\\n\"]+)", reason)
+        if answer:
+            reason = f"{answer.group(1)} answered {answer.group(2).strip()}"
         raise RuntimeError(f"{what}: {reason}")
     return proc.stdout
 
