@@ -1,0 +1,107 @@
+"""The migration's phase table and the rules for moving between phases, in one place."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: zdm_phase
+short_description: Settings of a migration phase, and whether a move between phases is allowed
+description:
+  - C(zdm_phase) returns what a phase means for the proxy and the demo application.
+  - C(zdm_phase_transition) checks a move from the recorded phase to a desired one and returns
+    its kind (C(forward), C(rerun), C(rollback)); it fails with a message naming the variable to set.
+"""
+
+EXAMPLES = r"""
+- name: Read the settings of phase 3
+  ansible.builtin.debug:
+    msg: "{{ 3 | zdm_phase }}"   # primary_cluster ORIGIN, read_mode DUAL_ASYNC_ON_SECONDARY, app_mode ZDM_PROXY
+
+- name: Refuse to skip phase 2
+  ansible.builtin.debug:
+    msg: "{{ 1 | zdm_phase_transition(4, validation=last_validation) }}"
+"""
+
+from ansible.errors import AnsibleFilterError
+
+# phase -> what the proxy and the application do in it. primary_cluster/read_mode are None
+# where no proxy serves the application.
+PHASES: dict[int, dict] = {
+    0: {"primary_cluster": None, "read_mode": None, "app_mode": "CASSANDRA", "proxy": False,
+        "description": "before the migration: the application uses Origin directly"},
+    1: {"primary_cluster": "ORIGIN", "read_mode": "PRIMARY_ONLY", "app_mode": "ZDM_PROXY", "proxy": True,
+        "description": "dual writes through the proxy; reads from Origin"},
+    2: {"primary_cluster": "ORIGIN", "read_mode": "PRIMARY_ONLY", "app_mode": "ZDM_PROXY", "proxy": True,
+        "description": "existing data copied to Target and validated"},
+    3: {"primary_cluster": "ORIGIN", "read_mode": "DUAL_ASYNC_ON_SECONDARY", "app_mode": "ZDM_PROXY",
+        "proxy": True, "description": "reads also sent asynchronously to Target (optional phase)"},
+    4: {"primary_cluster": "TARGET", "read_mode": "PRIMARY_ONLY", "app_mode": "ZDM_PROXY", "proxy": True,
+        "description": "Target is the source of truth; Origin still receives every write"},
+    5: {"primary_cluster": None, "read_mode": None, "app_mode": "TARGET", "proxy": False,
+        "description": "the application uses Target directly; Origin no longer receives writes"},
+}
+LAST_REVERSIBLE = 4
+
+
+def _phase_number(value, what: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError(f"{what} must be a phase number 0-5, got {value!r}") from None
+    if number not in PHASES or str(value).strip() != str(number):
+        raise AnsibleFilterError(f"{what} must be a phase number 0-5, got {value!r}")
+    return number
+
+
+def zdm_phase(phase) -> dict:
+    """The settings of a phase, with its number."""
+    number = _phase_number(phase, "the phase")
+    return {"phase": number, **PHASES[number]}
+
+
+def _validation_passed(validation) -> bool:
+    if not isinstance(validation, dict):
+        return False
+    return (validation.get("status") == "passed" and int(validation.get("missing", -1)) == 0
+            and int(validation.get("mismatch", -1)) == 0)
+
+
+def zdm_phase_transition(current, desired, validation=None, force_reason: str = "") -> dict:
+    """Check a move from the recorded phase ``current`` to ``desired``.
+
+    Forward moves go one phase at a time, except that the optional phase 3 may be skipped
+    (2 -> 4). Phase 4 needs a passed phase-2 validation with zero missing and zero mismatched
+    rows, unless ``force_reason`` says why not. Moves back are rollbacks, allowed from any
+    phase up to 4 to any phase from 1 to 4. Nothing leaves phase 5.
+    """
+    cur = _phase_number(current, "the recorded phase")
+    want = _phase_number(desired, "zdm_target_phase")
+    if cur == want:
+        return {"kind": "rerun", "from": cur, "to": want}
+    if cur == 5:
+        raise AnsibleFilterError(
+            "the migration is in phase 5: clients use Target directly and Origin no longer receives "
+            "writes, so no phase can follow it")
+    if want < cur:
+        if want == 0:
+            raise AnsibleFilterError("a rollback goes back to phase 1-4; phase 0 is left for good once "
+                                     "clients use the proxy (run teardown.yml to start over)")
+        return {"kind": "rollback", "from": cur, "to": want}
+    allowed_next = {cur + 1} | ({4} if cur == 2 else set())
+    if want not in allowed_next:
+        missing = ", ".join(str(p) for p in range(cur + 1, want) if p != 3)  # phase 3 is optional
+        raise AnsibleFilterError(
+            f"phase {want} cannot follow phase {cur}: run phase {missing} first "
+            f"(playbooks/phase{cur + 1}.yml)")
+    if want == 4 and not _validation_passed(validation):
+        if not str(force_reason or "").strip():
+            raise AnsibleFilterError(
+                "phase 4 makes Target the primary cluster and needs a passed phase-2 validation with zero "
+                f"missing and zero mismatched rows (last validation: {validation or 'none'}); run "
+                "playbooks/phase2.yml, or set zdm_force_reason to say why to go on without it")
+        return {"kind": "forward", "from": cur, "to": want, "forced": str(force_reason)}
+    return {"kind": "forward", "from": cur, "to": want}
+
+
+class FilterModule:
+    def filters(self):
+        return {"zdm_phase": zdm_phase, "zdm_phase_transition": zdm_phase_transition}

@@ -1,0 +1,83 @@
+"""The phase table and the transition rules."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "filter_plugins"))
+from zdm_phases import zdm_phase, zdm_phase_transition
+
+PASSED = {"status": "passed", "missing": 0, "mismatch": 0}
+
+
+@pytest.mark.parametrize(
+    ("phase", "primary", "read_mode", "app_mode"),
+    [
+        (0, None, None, "CASSANDRA"),
+        (1, "ORIGIN", "PRIMARY_ONLY", "ZDM_PROXY"),
+        (2, "ORIGIN", "PRIMARY_ONLY", "ZDM_PROXY"),
+        (3, "ORIGIN", "DUAL_ASYNC_ON_SECONDARY", "ZDM_PROXY"),
+        (4, "TARGET", "PRIMARY_ONLY", "ZDM_PROXY"),
+        (5, None, None, "TARGET"),
+    ],
+)
+def test_phase_table(phase, primary, read_mode, app_mode):
+    settings = zdm_phase(phase)
+    assert (settings["primary_cluster"], settings["read_mode"], settings["app_mode"]) == (primary, read_mode, app_mode)
+
+
+@pytest.mark.parametrize("bad", [6, -1, "one", "1.5", None, "3a"])
+def test_unknown_phase_is_refused(bad):
+    with pytest.raises(AnsibleFilterError, match="phase number 0-5"):
+        zdm_phase(bad)
+
+
+@pytest.mark.parametrize(("cur", "want"), [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (2, 4)])
+def test_forward_one_step_or_skipping_the_optional_phase(cur, want):
+    assert zdm_phase_transition(cur, want, validation=PASSED)["kind"] == "forward"
+
+
+@pytest.mark.parametrize(("cur", "want", "hint"), [(0, 2, "run phase 1"), (1, 3, "run phase 2"),
+                                                   (1, 4, "run phase 2 first"), (0, 5, "run phase 1, 2, 4 first")])
+def test_skipping_a_required_phase_is_refused(cur, want, hint):
+    with pytest.raises(AnsibleFilterError, match=hint):
+        zdm_phase_transition(cur, want, validation=PASSED)
+
+
+def test_rerun_is_allowed():
+    assert zdm_phase_transition(3, 3)["kind"] == "rerun"
+    assert zdm_phase_transition(5, 5)["kind"] == "rerun"
+
+
+@pytest.mark.parametrize("validation", [None, {"status": "failed", "missing": 3, "mismatch": 0},
+                                        {"status": "passed", "missing": 0, "mismatch": 2}])
+def test_phase_4_needs_a_clean_validation(validation):
+    with pytest.raises(AnsibleFilterError, match="zdm_force_reason"):
+        zdm_phase_transition(3, 4, validation=validation)
+
+
+def test_phase_4_can_be_forced_with_a_reason():
+    result = zdm_phase_transition(3, 4, validation=None, force_reason="validated with CDM offline")
+    assert result["forced"] == "validated with CDM offline"
+    with pytest.raises(AnsibleFilterError):
+        zdm_phase_transition(3, 4, validation=None, force_reason="   ")
+
+
+@pytest.mark.parametrize(("cur", "want"), [(4, 1), (4, 3), (3, 2), (2, 1)])
+def test_rollback_within_phases_1_to_4(cur, want):
+    assert zdm_phase_transition(cur, want)["kind"] == "rollback"
+
+
+@pytest.mark.parametrize("want", [0, 1, 4])
+def test_nothing_leaves_phase_5(want):
+    with pytest.raises(AnsibleFilterError, match="phase 5"):
+        zdm_phase_transition(5, want)
+
+
+def test_rollback_to_phase_0_is_refused():
+    with pytest.raises(AnsibleFilterError, match="teardown"):
+        zdm_phase_transition(2, 0)
