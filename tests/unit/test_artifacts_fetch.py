@@ -36,7 +36,7 @@ def test_manifest_entries_are_complete_and_pinned():
     assert len(names) == len(set(names))
     for entry in entries:
         assert entry["verify"], f"{entry['name']}: nothing verifies it"
-        if entry["source"]["kind"] == "maven":
+        if entry["source"]["kind"] in ("maven", "maven-assembly"):
             assert len(entry["verify"].get("sha256") or "") == 64, entry["name"]
         assert set(entry["needed_by"]) <= {"lab", "test"}
 

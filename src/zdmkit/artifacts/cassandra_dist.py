@@ -87,11 +87,14 @@ def render_pom(version: str) -> str:
 """
 
 
-def _entry_mode(relpath: str, is_dir: bool, source_mode: int) -> int:
+def _entry_mode(relpath: str, is_dir: bool) -> int:
+    """0755 for directories and for the commands in bin/ (``*.sh`` there are sourced, not run),
+    0644 for everything else. Modes never depend on the source tree's, which an installed
+    package or a checkout may not keep."""
     if is_dir:
         return 0o755
-    top = relpath.split("/", 1)[0]
-    if top in _EXECUTABLE_DIRS and source_mode & 0o111:
+    top, _, name = relpath.partition("/")
+    if top in _EXECUTABLE_DIRS and "/" not in name and not name.endswith(".sh"):
         return 0o755
     return 0o644
 
@@ -112,9 +115,9 @@ def write_deterministic_tar(source_dir: Path, arcroot: str, output: Path, mtime:
     """Pack ``source_dir`` as ``output`` (tar.gz) with every entry under ``arcroot/``.
 
     Entries are sorted by path, owned by root (uid/gid 0), stamped with ``mtime``;
-    directories and files under ``bin/`` that are executable get mode 0755,
-    everything else 0644. Symbolic links are refused: the distribution has none
-    and following them would make the archive depend on the build host.
+    directories and the commands in ``bin/`` get mode 0755, everything else 0644.
+    Symbolic links are refused: the distribution has none and following them would
+    make the archive depend on the build host.
     """
     source_dir = Path(source_dir)
     output = Path(output)
@@ -129,11 +132,11 @@ def write_deterministic_tar(source_dir: Path, arcroot: str, output: Path, mtime:
             info.uname = info.gname = "root"
             if path.is_dir():
                 info.type = tarfile.DIRTYPE
-                info.mode = _entry_mode(relpath, True, 0)
+                info.mode = _entry_mode(relpath, True)
                 tar.addfile(info)
             else:
                 info.size = path.stat().st_size
-                info.mode = _entry_mode(relpath, False, path.stat().st_mode)
+                info.mode = _entry_mode(relpath, False)
                 with path.open("rb") as handle:
                     tar.addfile(info, handle)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -39,12 +39,12 @@ exec "${JAVA:-java}" ${DSBULK_JAVA_OPTS:--Xmx1g} \\
 """
 
 LOGBACK_XML = """<configuration>
-  <appender name="STDERR" class="ch.qos.logback.core.ConsoleAppender">
+  <appender name="CONSOLE" class="ch.qos.logback.core.ConsoleAppender">
     <target>System.err</target>
     <encoder><pattern>%-5level %msg%n</pattern></encoder>
   </appender>
   <logger name="com.datastax.oss.driver" level="WARN"/>
-  <root level="${DSBULK_LOG_LEVEL:-WARN}"><appender-ref ref="STDERR"/></root>
+  <root level="${DSBULK_LOG_LEVEL:-WARN}"><appender-ref ref="CONSOLE"/></root>
 </configuration>
 """
 
