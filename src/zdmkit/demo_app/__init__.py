@@ -1,0 +1,1 @@
+"""The lab's demo application: a user-status REST API over Cassandra, ZDM proxy or Astra DB."""
