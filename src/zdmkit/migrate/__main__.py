@@ -1,0 +1,5 @@
+import sys
+
+from zdmkit.migrate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,469 @@
+"""Jobs: preflight, then the range tasks of every table, run by threads here or on Spark.
+
+A task is (table, token range). The same task function runs in a local thread pool
+(``--engine builtin``) or inside Spark executors (``--engine spark``); the driver side records
+finished ranges in the state file and feeds the progress display and the report.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from zdmkit.migrate.connection import Endpoint, connect, release_version
+from zdmkit.migrate.copy import CopyOptions, RangeOutcome, TableCopier
+from zdmkit.migrate.driverio import RateLimiter, RequestWindow, describe_error
+from zdmkit.migrate.progress import Progress
+from zdmkit.migrate.ranges import TokenRange, split_ring
+from zdmkit.migrate.report import Samples, ValidationCounts
+from zdmkit.migrate.schema import (
+    PreflightError,
+    TableSpec,
+    check_copy_support,
+    check_target,
+    discover_tables,
+)
+from zdmkit.migrate.state import RunState, StateError
+from zdmkit.migrate.validate import TableValidator, ValidateOptions
+
+log = logging.getLogger("zdmkit.migrate")
+
+EXIT_OK = 0
+EXIT_DIFFERENCES = 1
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Everything a task needs; picklable, so it can travel to Spark executors."""
+
+    origin: Endpoint
+    target: Endpoint
+    keyspaces: tuple[str, ...]
+    tables: tuple[str, ...] = ()
+    keyspace_map: tuple[tuple[str, str], ...] = ()  # (Origin keyspace, Target keyspace) when renamed
+    engine: str = "builtin"  # builtin | spark | dsbulk
+    splits: int = 256
+    parallel: int = 4  # ranges worked on at once in one process
+    processes: int = 1  # worker processes of the builtin engine (each works on one range at a time)
+    concurrency: int = 256  # requests in flight per process
+    rate: float | None = None  # rows/s over the whole job
+    copy: CopyOptions = field(default_factory=CopyOptions)
+    validate: ValidateOptions = field(default_factory=ValidateOptions)
+    spark_master: str = "local[*]"
+    spark_conf: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Preflight:
+    specs: list[TableSpec]
+    partitioner: str
+    origin_release: str
+    target_release: str
+    warnings: list[str]
+
+
+def preflight(config: JobConfig, purpose: str) -> Preflight:
+    """Connect to both clusters and check the tables; raises PreflightError listing every problem."""
+    o_cluster, o_session = connect(config.origin)
+    try:
+        t_cluster, t_session = connect(config.target)
+    except PreflightError:
+        o_cluster.shutdown()
+        raise
+    try:
+        specs = discover_tables(o_cluster.metadata, config.keyspaces, config.tables or None, dict(config.keyspace_map))
+        problems = check_target(specs, o_cluster.metadata, t_cluster.metadata)
+        origin_release = release_version(o_session)
+        target_release = release_version(t_session)
+        if purpose == "copy" or (purpose == "validate" and config.validate.autocorrect):
+            for spec in specs:
+                problems += check_copy_support(spec, origin_release, config.engine)
+        partitioner = o_cluster.metadata.partitioner or ""
+        warnings = []
+        if t_cluster.metadata.partitioner != partitioner:
+            problems.append(
+                f"Origin uses {partitioner} but Target uses {t_cluster.metadata.partitioner}: "
+                "the token-range scans of both sides would not line up"
+            )
+        if not specs:
+            warnings.append(f"no tables found in keyspace(s) {', '.join(config.keyspaces)}")
+        if problems:
+            raise PreflightError(problems)
+        return Preflight(specs, partitioner, origin_release, target_release, warnings)
+    finally:
+        o_cluster.shutdown()
+        t_cluster.shutdown()
+
+
+class Worker:
+    """Sessions and per-table copiers/validators of one process (the CLI's, or a Spark executor's)."""
+
+    def __init__(self, config: JobConfig, *, rate: float | None, executor_threads: int = 2):
+        self.config = config
+        self.o_cluster, self.origin = connect(config.origin, executor_threads=executor_threads)
+        try:
+            self.t_cluster, self.target = connect(config.target, executor_threads=executor_threads)
+        except PreflightError:
+            self.o_cluster.shutdown()
+            raise
+        self.window = RequestWindow(config.concurrency)
+        self.limiter = RateLimiter(rate)
+        self._handlers: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def handler(self, kind: str, spec: TableSpec) -> Any:
+        with self._lock:
+            key = (kind, spec.key)
+            if key not in self._handlers:
+                cls = TableCopier if kind == "copy" else TableValidator
+                options = self.config.copy if kind == "copy" else self.config.validate
+                self._handlers[key] = cls(
+                    self.origin, self.target, spec, options, window=self.window, limiter=self.limiter
+                )
+            return self._handlers[key]
+
+    def run(self, kind: str, spec: TableSpec, rng: TokenRange, careful: bool = False) -> RangeOutcome:
+        try:
+            handler = self.handler(kind, spec)
+        except Exception as exc:
+            return RangeOutcome(spec.key, rng.id, error=f"preparing statements: {describe_error(exc)}")
+        if kind == "copy":
+            return handler.copy_range(rng, careful=careful)
+        return handler.validate_range(rng)
+
+    def close(self) -> None:
+        self.o_cluster.shutdown()
+        self.t_cluster.shutdown()
+
+
+@dataclass
+class Task:
+    spec: TableSpec
+    rng: TokenRange
+    careful: bool = False
+
+
+def plan_tasks(specs: list[TableSpec], state: RunState, splits: int, partitioner: str) -> tuple[list[Task], int]:
+    """Tasks still to do, and how many ranges earlier runs already finished."""
+    ranges = split_ring(splits, partitioner)
+    tasks, resumed = [], 0
+    for spec in specs:
+        done = state.completed(spec.key)
+        for rng in ranges:
+            if rng.id in done:
+                resumed += 1
+                continue
+            tasks.append(Task(spec, rng, careful=state.was_started(spec.key, rng.id)))
+    return tasks, resumed
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM: finish the ranges being worked on, start no new one."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        log.warning("stopping after the ranges in progress (signal %d again to abort)", signum)
+        self.event.set()
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+_PROCESS_WORKER: Worker | None = None
+
+
+def _process_init(config: JobConfig, rate: float | None) -> None:
+    global _PROCESS_WORKER
+    _PROCESS_WORKER = Worker(config, rate=rate, executor_threads=1)
+    atexit.register(_PROCESS_WORKER.close)
+
+
+def _process_run(kind: str, spec: TableSpec, start: int, end: int, careful: bool) -> RangeOutcome:
+    assert _PROCESS_WORKER is not None
+    return _PROCESS_WORKER.run(kind, spec, TokenRange(start, end), careful)
+
+
+def run_local(config: JobConfig, kind: str, tasks: list[Task], recorder: _Recorder, stop: StopFlag) -> None:
+    """Run the tasks here: ``parallel`` threads in this process, or one range at a time in each of
+    ``processes`` worker processes (Python runs one thread at a time per process)."""
+    worker: Worker | None = None
+    pool: Executor
+    if config.processes > 1:
+        share = config.rate / config.processes if config.rate else None
+        per_process = replace(config, concurrency=max(16, config.concurrency // config.processes))
+        pool = ProcessPoolExecutor(
+            max_workers=config.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_process_init,
+            initargs=(per_process, share),
+        )
+        width = config.processes
+
+        def submit(task: Task) -> Future[RangeOutcome]:
+            return pool.submit(_process_run, kind, task.spec, task.rng.start, task.rng.end, task.careful)
+    else:
+        worker = Worker(config, rate=config.rate, executor_threads=2)
+        pool = ThreadPoolExecutor(max_workers=max(1, config.parallel), thread_name_prefix="range")
+        width = config.parallel
+        run = worker.run
+
+        def submit(task: Task) -> Future[RangeOutcome]:
+            return pool.submit(run, kind, task.spec, task.rng, task.careful)
+
+    pending: set[Future[RangeOutcome]] = set()
+    owner: dict[Future[RangeOutcome], Task] = {}
+    queue: Iterator[Task] = iter(tasks)
+
+    def fill() -> None:
+        while len(pending) < width * 2 and not stop.is_set():
+            task = next(queue, None)
+            if task is None:
+                return
+            recorder.on_start(task)
+            fut = submit(task)
+            pending.add(fut)
+            owner[fut] = task
+
+    try:
+        fill()
+        while pending:
+            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                pending.discard(fut)
+                task = owner.pop(fut)
+                try:
+                    outcome = fut.result()
+                except Exception as exc:
+                    outcome = RangeOutcome(task.spec.key, task.rng.id, error=describe_error(exc))
+                recorder(task, outcome)
+            if stop.is_set():
+                for fut in pending:
+                    fut.cancel()
+            fill()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if worker is not None:
+            worker.close()
+
+
+def run_tasks(config: JobConfig, kind: str, tasks: list[Task], recorder: _Recorder, stop: StopFlag) -> None:
+    if config.engine == "spark":
+        from zdmkit.migrate.spark import run_spark
+
+        run_spark(config, kind, tasks, recorder, stop)
+    else:
+        run_local(config, kind, tasks, recorder, stop)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class _Recorder:
+    """Driver-side bookkeeping of outcomes: state file, progress, per-table totals."""
+
+    def __init__(self, kind: str, state: RunState, progress: Progress):
+        self.kind = kind
+        self.state = state
+        self.progress = progress
+        self.tables: dict[str, dict[str, Any]] = {}
+        self.failed: list[dict[str, str]] = []
+        self.fresh_rows = 0
+        self.lock = threading.Lock()
+
+    def on_start(self, task: Task) -> None:
+        if self.kind == "copy":
+            self.state.mark_started(task.spec.key, task.rng.id)
+
+    def __call__(self, task: Task, outcome: RangeOutcome) -> None:
+        with self.lock:
+            entry = self.tables.setdefault(task.spec.key, _empty_entry(self.kind))
+            self.fresh_rows += outcome.rows
+            if outcome.ok:
+                self.state.mark_done(task.spec.key, task.rng.id, outcome.stats())
+                entry["ranges_done"] += 1
+                self.progress.advance(rows=outcome.rows, ranges=1)
+            else:
+                self.failed.append({"table": task.spec.key, "range": task.rng.id, "error": outcome.error or ""})
+                log.error("range %s of %s failed: %s", task.rng.id, task.spec.key, outcome.error)
+                self.progress.advance(rows=outcome.rows)
+            _accumulate(self.kind, entry, outcome.stats(), fresh=True)
+
+
+def _empty_entry(kind: str) -> dict[str, Any]:
+    if kind == "copy":
+        return {"rows": 0, "writes": 0, "ranges_done": 0, "ranges_resumed": 0, "rows_previous_runs": 0}
+    return {"counts": ValidationCounts(), "samples": Samples(), "ranges_done": 0, "ranges_resumed": 0}
+
+
+def _accumulate(kind: str, entry: dict[str, Any], stats: dict[str, Any], *, fresh: bool) -> None:
+    if kind == "copy":
+        if fresh:
+            entry["rows"] += stats.get("rows", 0)
+            entry["writes"] += stats.get("writes", 0)
+        else:
+            entry["rows_previous_runs"] += stats.get("rows", 0)
+    else:
+        entry["counts"].add(stats.get("counts", {}))
+        entry["samples"].merge(stats.get("samples", {}))
+
+
+def run_job(
+    config: JobConfig,
+    kind: str,
+    *,
+    state_path: str | None,
+    progress_mode: str = "auto",
+    log_interval: float = 10.0,
+    dsbulk: str | None = None,
+    dsbulk_workdir: str | None = None,
+) -> tuple[dict[str, Any], int]:
+    """Run a copy or validate job end to end; returns (report, exit code)."""
+    started_at = _now()
+    started = time.monotonic()
+    pre = preflight(config, kind)
+    for warning in pre.warnings:
+        log.warning("%s", warning)
+    if kind == "copy" and config.engine == "dsbulk":
+        return _run_dsbulk(config, pre, state_path, started_at, started, dsbulk or "", dsbulk_workdir)
+    try:
+        state = RunState(state_path, kind, config.splits)
+    except StateError as exc:
+        raise PreflightError(str(exc)) from None
+    tasks, resumed = plan_tasks(pre.specs, state, config.splits, pre.partitioner)
+    total = len(tasks) + resumed
+    if resumed:
+        log.info("resuming: %d of %d ranges already finished", resumed, total)
+    progress = Progress(kind, total, mode=progress_mode, interval=log_interval, done_ranges=resumed)
+    recorder = _Recorder(kind, state, progress)
+    for spec in pre.specs:
+        entry = recorder.tables.setdefault(spec.key, _empty_entry(kind))
+        for stats in state.completed(spec.key).values():
+            entry["ranges_done"] += 1
+            entry["ranges_resumed"] += 1
+            _accumulate(kind, entry, stats, fresh=False)
+    with StopFlag() as stop:
+        run_tasks(config, kind, tasks, recorder, stop)
+    progress.finish()
+    duration = time.monotonic() - started
+    report = _report(config, kind, pre, recorder, started_at, duration, stopped=stop.is_set())
+    return report, report["exit_code"]
+
+
+def _report(
+    config: JobConfig, kind: str, pre: Preflight, rec: _Recorder, started_at: str, duration: float, *, stopped: bool
+) -> dict[str, Any]:
+    ranges_total = config.splits
+    report: dict[str, Any] = {
+        "kind": kind,
+        "engine": config.engine,
+        "started": started_at,
+        "finished": _now(),
+        "duration_seconds": round(duration, 3),
+        "origin": config.origin.describe(),
+        "target": config.target.describe(),
+        "origin_release": pre.origin_release,
+        "target_release": pre.target_release,
+        "keyspaces": list(config.keyspaces),
+        "splits": config.splits,
+        "failed_ranges": rec.failed,
+        "stopped": stopped,
+        "tables": {},
+    }
+    incomplete = False
+    if kind == "copy":
+        totals = {"rows": 0, "writes": 0}
+        for name, entry in rec.tables.items():
+            entry.setdefault("ranges_total", ranges_total)
+            incomplete |= entry["ranges_done"] < entry["ranges_total"]
+            totals["rows"] += entry["rows"]
+            totals["writes"] += entry["writes"]
+            report["tables"][name] = entry
+        report["totals"] = totals
+        ok = not rec.failed and not incomplete
+        report["exit_code"] = EXIT_OK if ok else EXIT_DIFFERENCES
+    else:
+        totals_c = ValidationCounts()
+        for name, entry in rec.tables.items():
+            counts: ValidationCounts = entry["counts"]
+            totals_c.add(counts)
+            incomplete |= entry["ranges_done"] < ranges_total
+            report["tables"][name] = {
+                "counts": counts.to_dict(),
+                "samples": entry["samples"].items,
+                "ranges_total": ranges_total,
+                "ranges_done": entry["ranges_done"],
+                "ranges_resumed": entry["ranges_resumed"],
+            }
+        report["totals"] = totals_c.to_dict()
+        report["differences"] = totals_c.unresolved
+        report["autocorrect"] = sorted(config.validate.autocorrect)
+        report["compare_writetimes"] = config.validate.compare_writetimes
+        ok = totals_c.unresolved == 0 and not rec.failed and not incomplete
+        report["exit_code"] = EXIT_OK if ok else EXIT_DIFFERENCES
+    report["complete"] = not incomplete
+    report["ok"] = ok
+    report["rows_this_run"] = rec.fresh_rows
+    report["rows_per_second"] = round(rec.fresh_rows / duration, 1) if duration > 0 else None
+    return report
+
+
+def _run_dsbulk(
+    config: JobConfig,
+    pre: Preflight,
+    state_path: str | None,
+    started_at: str,
+    started: float,
+    dsbulk: str,
+    workdir: str | None,
+) -> tuple[dict[str, Any], int]:
+    from zdmkit.migrate.dsbulk import run_dsbulk_copy
+
+    if not dsbulk:
+        raise PreflightError("--engine dsbulk needs --dsbulk (the dsbulk launcher or distribution tarball)")
+    try:
+        state = RunState(state_path, "copy-dsbulk", 0)
+    except StateError as exc:
+        raise PreflightError(str(exc)) from None
+    with StopFlag():
+        result = run_dsbulk_copy(config, pre.specs, state, dsbulk=dsbulk, workdir=workdir)
+    rec = _Recorder("copy", state, Progress("copy", 1, mode="none"))
+    rec.tables = result["tables"]
+    rec.failed = result["failed"]
+    rec.fresh_rows = sum(t["rows"] for t in result["tables"].values())
+    report = _report(config, "copy", pre, rec, started_at, time.monotonic() - started, stopped=False)
+    report["dsbulk_workdir"] = result["workdir"]
+    return report, report["exit_code"]
+
+
+def with_engine(config: JobConfig, engine: str) -> JobConfig:
+    return replace(config, engine=engine)
+
+
+def default_parallel() -> int:
+    return max(2, (os.cpu_count() or 2) * 2)
