@@ -29,7 +29,8 @@ def _make_tree(root: Path, order: list[str], mtime: int) -> Path:
     """A small tree written in the given file order with the given file times."""
     files = {
         "bin/launch": ("#!/bin/sh\necho hi\n", 0o775),
-        "bin/helper.sh": ("helper\n", 0o600),
+        "bin/env.sh": ("env\n", 0o755),
+        "bin/plain": ("plain\n", 0o644),
         "conf/app.options": ("-Xss256k\n", 0o664),
         "lib/a.jar": ("jar-a", 0o600),
         "lib/z.jar": ("jar-z", 0o644),
@@ -87,7 +88,7 @@ class TestDeterministicTar:
     def test_same_content_gives_same_bytes(self, tmp_path):
         order = [
             "bin/launch",
-            "bin/helper.sh",
+            "bin/env.sh",
             "conf/app.options",
             "lib/a.jar",
             "lib/z.jar",
@@ -117,14 +118,17 @@ class TestDeterministicTar:
         assert {m.mtime for m in members} == {cd.FIXED_MTIME}
 
     def test_modes_are_normalised(self, tmp_path):
-        tree = _make_tree(tmp_path / "t", ["bin/launch", "bin/helper.sh", "conf/app.options", "lib/a.jar"], 1)
+        tree = _make_tree(
+            tmp_path / "t", ["bin/launch", "bin/env.sh", "bin/plain", "conf/app.options", "lib/a.jar"], 1
+        )
         out = cd.write_deterministic_tar(tree, "pkg-1.0", tmp_path / "pkg.tar.gz")
         with tarfile.open(out) as tar:
             modes = {m.name.removeprefix("pkg-1.0/"): m.mode for m in tar.getmembers()}
         assert modes["pkg-1.0"] == 0o755
         assert modes["bin"] == 0o755
-        assert modes["bin/launch"] == 0o755  # executable in bin/ stays executable
-        assert modes["bin/helper.sh"] == 0o644  # not executable in the source
+        assert modes["bin/launch"] == 0o755  # a command in bin/
+        assert modes["bin/plain"] == 0o755  # a command even when the source lost its x bit
+        assert modes["bin/env.sh"] == 0o644  # sourced, not run
         assert modes["conf/app.options"] == 0o644  # group-writable bit dropped
         assert modes["lib/a.jar"] == 0o644  # 0600 widened: the archive has no private files
 
