@@ -32,9 +32,7 @@ def _record_failure(cache: Path, name: str, message: str | None) -> None:
         data.pop(name, None)
     else:
         data[name] = message
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    f.write_json_atomic(path, data)
 
 
 def _select(entries: list[dict], names: list[str]) -> list[dict]:

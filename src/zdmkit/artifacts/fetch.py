@@ -84,6 +84,13 @@ def entry_digest(entry: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
 
 
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON next to its final place, then rename: readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -279,9 +286,7 @@ def fetch(entry: dict[str, Any], cache: Path, force: bool = False) -> Outcome:
             "source": describe_source(entry),
             **verified,
         }
-        tmp_stamp = stamp.with_name(stamp.name + ".tmp")
-        tmp_stamp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp_stamp, stamp)
+        write_json_atomic(stamp, record)
         detail = ", ".join(f"{k} {v}" for k, v in verified.items())
         return Outcome(entry["name"], target, "fetched", detail)
     finally:
