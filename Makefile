@@ -61,9 +61,11 @@ molecule: bootstrap ## Molecule scenarios (one with SCENARIO=name)
 
 test: bootstrap lint unit molecule ## Everything CI runs
 
-lab: bootstrap ## Build the local lab and run the whole migration on it
-	@zdmkit-artifacts check --for lab
+lab: bootstrap ## Build the local lab, deploy phase 0 and run the migration as far as the artifacts allow
 	ansible-playbook playbooks/lab.yml
+	ansible-playbook playbooks/site.yml
+	ansible-playbook playbooks/status.yml
+	@scripts/lab-next.sh
 
 lab-down: venv ## Remove the local lab's containers and network
 	ansible-playbook playbooks/lab.yml -e lab_state=absent
