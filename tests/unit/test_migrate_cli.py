@@ -64,3 +64,35 @@ def test_unreachable_cluster_is_refused_with_the_endpoint_named(capsys, monkeypa
     assert "refused before copying" in text
     assert "Origin (127.0.0.1:1): cannot connect" in text
     assert "s3cret-value" not in text
+
+
+def test_passwords_from_stdin_fill_both_endpoints(monkeypatch):
+    import io
+
+    from zdmkit.migrate.cli import job_config
+
+    monkeypatch.delenv("ZDMKIT_ORIGIN_PASSWORD", raising=False)
+    monkeypatch.delenv("ZDMKIT_TARGET_PASSWORD", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"origin": "o-secret", "target": "t-secret"}'))
+    args = build_parser().parse_args(
+        ["validate", *BASE, "--origin-username", "u", "--target-username", "v", "--passwords-stdin"]
+    )
+    config = job_config(args)
+    assert (config.origin.password, config.target.password) == ("o-secret", "t-secret")
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        ("origin=o", "is not JSON"),
+        ('{"source": "x"}', 'the keys "origin" and/or "target"'),
+        ('{"origin": 5}', "must be strings"),
+    ],
+)
+def test_bad_stdin_passwords_refused(capsys, monkeypatch, stdin, message):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code, output = run(capsys, "validate", *BASE, "--passwords-stdin")
+    assert code == 2
+    assert message in output

@@ -6,13 +6,15 @@
 
 Exit codes: 0 everything copied / no differences; 1 differences found, or ranges failed (a
 copy re-run with the same --state-file resumes); 2 bad input, refused before any data moved.
-Passwords come from --origin-password/--target-password or, better, from the environment
-(ZDMKIT_ORIGIN_PASSWORD, ZDMKIT_TARGET_PASSWORD); they are never printed.
+Passwords come from --passwords-stdin (a JSON object on standard input: what the playbooks use),
+the environment (ZDMKIT_ORIGIN_PASSWORD, ZDMKIT_TARGET_PASSWORD) or --origin-password /
+--target-password (visible in the process list); they are never printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -96,6 +98,12 @@ def _add_endpoint(parser: argparse.ArgumentParser, role: str) -> None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     _add_endpoint(parser, "Origin")
     _add_endpoint(parser, "Target")
+    parser.add_argument(
+        "--passwords-stdin",
+        action="store_true",
+        help='read {"origin": "...", "target": "..."} (JSON) from standard input: keeps passwords out of the '
+        "process list and the environment",
+    )
     g = parser.add_argument_group("selection and tuning")
     g.add_argument("--keyspaces", required=True, type=_csv, help="comma-separated keyspaces")
     g.add_argument("--tables", type=_csv, default=[], help="comma-separated keyspace.table (or table) to restrict to")
@@ -195,9 +203,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _password(args: argparse.Namespace, role: str) -> str | None:
+    """--<role>-password, else the password read from standard input, else the environment."""
+    p = role.lower()
+    return (
+        getattr(args, f"{p}_password")
+        or (getattr(args, "stdin_passwords", None) or {}).get(p)
+        or os.environ.get(f"ZDMKIT_{role.upper()}_PASSWORD")
+    )
+
+
+def read_stdin_passwords(args: argparse.Namespace, stream=None) -> list[str]:
+    """Fill ``args.stdin_passwords`` from --passwords-stdin; returns the problems found."""
+    args.stdin_passwords = {}
+    if not getattr(args, "passwords_stdin", False):
+        return []
+    text = (stream or sys.stdin).read()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ['--passwords-stdin: standard input is not JSON like {"origin": "...", "target": "..."}']
+    if not isinstance(data, dict) or not set(data) <= {"origin", "target"}:
+        return ['--passwords-stdin: give an object with the keys "origin" and/or "target"']
+    if not all(isinstance(v, str) for v in data.values()):
+        return ["--passwords-stdin: the passwords must be strings"]
+    args.stdin_passwords = {k: v for k, v in data.items() if v}
+    return []
+
+
 def endpoint(args: argparse.Namespace, role: str) -> Endpoint:
     p = role.lower()
-    password = getattr(args, f"{p}_password") or os.environ.get(f"ZDMKIT_{role.upper()}_PASSWORD")
+    password = _password(args, role)
     return Endpoint(
         role=role,
         contact_points=tuple(getattr(args, f"{p}_contact_points")),
@@ -216,7 +252,7 @@ def endpoint(args: argparse.Namespace, role: str) -> Endpoint:
 
 
 def job_config(args: argparse.Namespace) -> JobConfig:
-    problems = []
+    problems = [] if hasattr(args, "stdin_passwords") else read_stdin_passwords(args)
     for role in ("origin", "target"):
         if getattr(args, f"{role}_ssl_key") and not getattr(args, f"{role}_ssl_cert"):
             problems.append(f"--{role}-ssl-key needs --{role}-ssl-cert")
@@ -224,11 +260,10 @@ def job_config(args: argparse.Namespace) -> JobConfig:
             path = getattr(args, f"{role}_{opt}")
             if path and not os.path.isfile(path):
                 problems.append(f"--{role}-{opt.replace('_', '-')} {path}: no such file")
-        if getattr(args, f"{role}_username") and not (
-            getattr(args, f"{role}_password") or os.environ.get(f"ZDMKIT_{role.upper()}_PASSWORD")
-        ):
+        if getattr(args, f"{role}_username") and not _password(args, role):
             problems.append(
-                f"--{role}-username is set but no password: set ZDMKIT_{role.upper()}_PASSWORD or --{role}-password"
+                f"--{role}-username is set but no password: set ZDMKIT_{role.upper()}_PASSWORD, "
+                f"--passwords-stdin or --{role}-password"
             )
     keyspace_map = []
     for pair in args.keyspace_map:
