@@ -12,7 +12,7 @@ export ZDMKIT_ARTIFACTS ?= $(HOME)/.cache/zdmkit/artifacts
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ZDMKIT_BASE_IMAGE := $(shell images/bookworm-systemd/build.sh --tag)
 # Scenarios `make molecule` runs, in this order; `make molecule SCENARIO=name` runs one.
-SCENARIOS ?= substrate cassandra demo_app migrate monitoring
+SCENARIOS ?= substrate cassandra demo_app migrate monitoring site
 SCENARIO ?=
 
 VENV_STAMP := $(VENV)/.installed
@@ -65,6 +65,7 @@ lab: bootstrap ## Build the local lab, deploy phase 0 and run the migration as f
 	ansible-playbook playbooks/lab.yml
 	ansible-playbook playbooks/site.yml
 	ansible-playbook playbooks/status.yml
+	ansible-playbook playbooks/report.yml
 	@scripts/lab-next.sh
 
 lab-down: venv ## Remove the local lab's containers and network

@@ -10,6 +10,7 @@ cat >&2 <<'MSG'
 lab: phase 0 is deployed and running:
   Origin with the demo data, Target with the schema, Prometheus (http://127.0.0.1:9090),
   the demo app on Origin (http://127.0.0.1:8000) and its writer.
+  The report so far: reports/migration/index.html
 lab: the migration stops here. Phase 1 puts the ZDM proxy between the app and both clusters,
   and the proxy's artifact is missing from the cache:
 MSG

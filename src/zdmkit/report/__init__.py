@@ -1,0 +1,309 @@
+"""The migration report: one HTML page with PNG charts drawn from Prometheus, the phase history,
+the last phase-2 validation and the writer's journal totals. Readable without Grafana.
+
+    python -m zdmkit.report --prometheus http://10.0.4.11:9090 --state-dir inventories/lab/state \\
+        --journal reports/journal.jsonl --out reports/migration
+
+Each chart overlays every query that has data over the window; queries without data are named
+under the chart, and a chart with no data at all is listed as such instead of drawn blank.
+Phase changes from ``phase.json`` are drawn as vertical lines on every chart. ``report.json``
+beside the page records, per chart, the series and their point counts, and the phase markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from zdmkit.writer.journal import read_journal
+
+RATE = "[1m]"
+
+
+@dataclass(frozen=True)
+class Query:
+    label: str  # legend prefix; the series' label values follow it
+    expr: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    slug: str
+    title: str
+    unit: str
+    queries: tuple[Query, ...]
+
+
+CHARTS: tuple[Chart, ...] = (
+    Chart(
+        "client-ops",
+        "Client requests per second",
+        "requests/s",
+        (
+            Query(
+                "demo app",
+                f'sum by (route) (rate(zdmkit_demo_app_requests_total{{route!~"/metrics|/healthz"}}{RATE}))',
+            ),
+            Query("through the proxies", f"sum(rate(zdm_proxy_request_duration_seconds_count{RATE}))"),
+        ),
+    ),
+    Chart(
+        "ops-by-cluster",
+        "Reads and writes by cluster",
+        "requests/s",
+        (
+            Query(
+                "cassandra",
+                f'sum by (cluster, operation) (rate(cassandra_client_requests_total{{operation=~"Read|Write"}}{RATE}))',
+            ),
+            Query(
+                "proxy",
+                "sum by (type) (rate(zdm_proxy_request_duration_seconds_count"
+                f'{{type=~"reads_origin|reads_target"}}{RATE}))',
+            ),
+        ),
+    ),
+    Chart(
+        "failed-writes",
+        "Failed writes",
+        "failures/s",
+        (
+            Query("proxy, failed on", f"sum by (failed_on) (rate(zdm_proxy_failed_writes_total{RATE}))"),
+            Query(
+                "cassandra write errors",
+                f'sum(rate(cassandra_client_request_errors_total{{operation="Write"}}{RATE})) or vector(0)',
+            ),
+            Query("demo app database failures", f"sum(rate(zdmkit_demo_app_db_failures_total{RATE})) or vector(0)"),
+        ),
+    ),
+    Chart(
+        "latency-p99",
+        "p99 latency by cluster",
+        "seconds",
+        (
+            Query(
+                "cassandra",
+                'max by (cluster, operation) (cassandra_client_request_latency_seconds{quantile="0.99", '
+                'operation=~"Read|Write"})',
+            ),
+            Query(
+                "proxy to origin",
+                f"histogram_quantile(0.99, sum by (le) (rate(zdm_origin_request_duration_seconds_bucket{RATE})))",
+            ),
+            Query(
+                "proxy to target",
+                f"histogram_quantile(0.99, sum by (le) (rate(zdm_target_request_duration_seconds_bucket{RATE})))",
+            ),
+        ),
+    ),
+)
+
+
+@dataclass
+class Series:
+    name: str
+    times: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+
+class PrometheusError(RuntimeError):
+    pass
+
+
+def query_range(base: str, expr: str, start: float, end: float, step: float, timeout: float = 30) -> list[dict]:
+    params = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step})
+    url = f"{base.rstrip('/')}/api/v1/query_range?{params}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 -- an operator-given http URL
+            body = json.load(response)
+    except OSError as exc:
+        raise PrometheusError(f"Prometheus at {base} did not answer: {exc}") from exc
+    if body.get("status") != "success":
+        raise PrometheusError(f"Prometheus refused {expr!r}: {body.get('error')}")
+    return body["data"]["result"]
+
+
+def series_name(label: str, metric: dict[str, str]) -> str:
+    values = [v for k, v in sorted(metric.items()) if k != "__name__"]
+    return " ".join([label, *values]) if values else label
+
+
+def to_series(label: str, result: list[dict]) -> list[Series]:
+    out = []
+    for item in result:
+        s = Series(series_name(label, item.get("metric", {})))
+        for t, v in item.get("values", []):
+            value = float(v)
+            if value == value:  # NaN (no requests in a window) is a gap, not a point
+                s.times.append(float(t))
+                s.values.append(value)
+        if s.times:
+            out.append(s)
+    return out
+
+
+@dataclass
+class PhaseMarker:
+    phase: int
+    at: str
+    epoch: float
+
+
+def phase_markers(history: list[dict]) -> list[PhaseMarker]:
+    markers = []
+    for entry in history:
+        at = entry.get("at")
+        if not at:
+            continue
+        epoch = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        markers.append(PhaseMarker(int(entry["to"]), at, epoch))
+    return markers
+
+
+def journal_totals(path: Path | None) -> dict[str, int] | None:
+    if path is None or not path.exists():
+        return None
+    totals = {"attempts": 0, "acknowledged": 0, "failed": 0}
+    for attempt in read_journal(path):
+        totals["attempts"] += 1
+        if 200 <= attempt.code < 300:
+            totals["acknowledged"] += 1
+        else:
+            totals["failed"] += 1
+    return totals
+
+
+def draw(chart: Chart, series: list[Series], markers: list[PhaseMarker], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3.6), dpi=100)
+    for s in series:
+        ax.plot([datetime.fromtimestamp(t, UTC) for t in s.times], s.values, label=s.name, linewidth=1.4)
+    for m in markers:
+        ax.axvline(datetime.fromtimestamp(m.epoch, UTC), color="0.3", linestyle="--", linewidth=1)
+        ax.annotate(
+            f"phase {m.phase}",
+            (datetime.fromtimestamp(m.epoch, UTC), 1),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=8,
+        )
+    ax.set_title(chart.title)
+    ax.set_ylabel(chart.unit)
+    ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
+    ax.set_xlabel("time (UTC)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def build(args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = Path(args.state_dir) if args.state_dir else None
+    phase = json.loads((state / "phase.json").read_text()) if state and (state / "phase.json").exists() else {}
+    validation = (
+        json.loads((state / "validation.json").read_text()) if state and (state / "validation.json").exists() else {}
+    )
+    markers = phase_markers(phase.get("history", []))
+    end = args.end or time.time()
+    start = end - args.window
+    if markers and not args.window_given:
+        start = min(start, markers[0].epoch - 300)
+    step = max(5.0, (end - start) / 300)
+
+    record: dict[str, Any] = {
+        "start": start,
+        "end": end,
+        "phase": phase.get("phase", 0),
+        "state_dir": str(state) if state else None,
+        "markers": [{"phase": m.phase, "at": m.at} for m in markers],
+        "charts": {},
+        "validation": validation,
+        "journal": journal_totals(Path(args.journal) if args.journal else None),
+    }
+    sections = []
+    for chart in CHARTS:
+        series: list[Series] = []
+        empty = []
+        for q in chart.queries:
+            found = to_series(q.label, query_range(args.prometheus, q.expr, start, end, step))
+            series += found
+            if not found:
+                empty.append(q.label)
+        entry = {"series": {s.name: len(s.times) for s in series}, "no_data": empty, "image": None}
+        title = f"<h2>{html.escape(chart.title)}</h2>"
+        if series:
+            image = f"{chart.slug}.png"
+            draw(chart, series, markers, out / image)
+            entry["image"] = image
+            note = f"<p class=note>no data: {html.escape(', '.join(empty))}</p>" if empty else ""
+            sections.append(f"{title}<img src='{image}' alt='{html.escape(chart.title)}'>{note}")
+        else:
+            sections.append(f"{title}<p class=note>no data for this window</p>")
+        record["charts"][chart.slug] = entry
+
+    history_rows = [(f"phase {h.get('from')} \u2192 {h.get('to')}", h.get("at", "")) for h in phase.get("history", [])]
+    validation_rows = [(k, v) for k, v in validation.items() if k != "keyspaces"]
+    journal = record["journal"]
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Migration report</title>
+<style>body{{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:.5em 0 1.5em}}th,td{{border:1px solid #ccc;padding:.25em .6em;text-align:left}}
+img{{max-width:100%}} .note{{color:#666;font-size:90%}}</style></head><body>
+<h1>Migration report</h1>
+<p>From {datetime.fromtimestamp(start, UTC):%Y-%m-%d %H:%M} to {datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC.
+Current phase: <b>{record["phase"]}</b>.</p>
+<h2>Phases</h2>{_table(history_rows) if history_rows else "<p class=note>no phase change recorded</p>"}
+<h2>Last phase-2 validation</h2>{_table(validation_rows) if validation_rows else "<p class=note>none recorded</p>"}
+<h2>Writer journal</h2>{_table(list(journal.items())) if journal else "<p class=note>no journal given</p>"}
+{"".join(sections)}
+</body></html>
+"""
+    (out / "index.html").write_text(page)
+    (out / "report.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m zdmkit.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("--prometheus", required=True, help="base URL of Prometheus, e.g. http://10.0.4.11:9090")
+    p.add_argument("--state-dir", default=None, help="directory with phase.json and validation.json")
+    p.add_argument("--journal", default=None, help="the writer's journal.jsonl")
+    p.add_argument("--out", required=True, help="directory for index.html, the PNG charts and report.json")
+    p.add_argument("--window", type=float, default=None, help="seconds before --end to cover (default 3600)")
+    p.add_argument("--end", type=float, default=None, help="end of the window, epoch seconds (default now)")
+    args = p.parse_args(argv)
+    args.window_given = args.window is not None
+    args.window = args.window or 3600.0
+    try:
+        record = build(args)
+    except PrometheusError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    drawn = [slug for slug, c in record["charts"].items() if c["image"]]
+    print(f"report: {Path(args.out) / 'index.html'} ({len(drawn)} of {len(CHARTS)} charts with data)")
+    return 0

@@ -1,0 +1,5 @@
+import sys
+
+from zdmkit.report import main
+
+sys.exit(main())

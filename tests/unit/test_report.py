@@ -1,0 +1,70 @@
+"""The migration report's pure parts: series from Prometheus answers, phase markers, journal totals,
+and a chart drawn to a real PNG file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zdmkit.report import CHARTS, PhaseMarker, Series, draw, journal_totals, phase_markers, series_name, to_series
+from zdmkit.writer.journal import Attempt, Journal
+
+
+def test_series_name_joins_the_label_values_in_order():
+    assert series_name("cassandra", {"operation": "Write", "cluster": "origin"}) == "cassandra origin Write"
+    assert series_name("demo app", {}) == "demo app"
+    assert series_name("x", {"__name__": "up"}) == "x"
+
+
+def test_nan_points_are_gaps_and_empty_series_are_dropped():
+    result = [
+        {"metric": {"cluster": "origin"}, "values": [[1, "1.5"], [2, "NaN"], [3, "2"]]},
+        {"metric": {"cluster": "target"}, "values": [[1, "NaN"]]},
+    ]
+    series = to_series("c", result)
+    assert [(s.name, s.times, s.values) for s in series] == [("c origin", [1.0, 3.0], [1.5, 2.0])]
+
+
+def test_phase_markers_follow_the_history_and_skip_entries_without_time():
+    history = [
+        {"from": 0, "to": 1, "at": "2026-01-02T03:04:05Z"},
+        {"from": 1, "to": 2, "at": ""},
+        {"from": 2, "to": 4, "at": "2026-01-02T04:00:00Z", "forced": "ok"},
+    ]
+    markers = phase_markers(history)
+    assert [(m.phase, m.at) for m in markers] == [(1, "2026-01-02T03:04:05Z"), (4, "2026-01-02T04:00:00Z")]
+    assert markers[1].epoch - markers[0].epoch == 3600 - 245
+
+
+def test_phase_markers_refuse_a_malformed_time():
+    with pytest.raises(ValueError):
+        phase_markers([{"to": 1, "at": "yesterday"}])
+
+
+def _attempt(seq: int, code: int) -> Attempt:
+    return Attempt(seq=seq, ts="2026-01-01T00:00:00Z", user="writer", status=f"s{seq}", code=code,
+                   latency_ms=1.0, when="2026-01-01T00:00:00", error=None if code == 200 else "boom")  # fmt: skip
+
+
+def test_journal_totals(tmp_path: Path):
+    path = tmp_path / "journal.jsonl"
+    with Journal(path) as journal:
+        for seq, code in enumerate([200, 201, 503, 200, 0]):
+            journal.append(_attempt(seq, code))
+    assert journal_totals(path) == {"attempts": 5, "acknowledged": 3, "failed": 2}
+    assert journal_totals(tmp_path / "missing.jsonl") is None
+    assert journal_totals(None) is None
+
+
+def test_a_chart_is_drawn_with_its_phase_markers(tmp_path: Path):
+    series = [Series("cassandra origin Write", [1_700_000_000.0, 1_700_000_060.0], [3.0, 4.0])]
+    out = tmp_path / "chart.png"
+    draw(CHARTS[1], series, [PhaseMarker(1, "2023-11-14T22:13:50Z", 1_700_000_030.0)], out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 5_000
+
+
+def test_every_chart_has_a_unique_slug_and_queries():
+    assert len({c.slug for c in CHARTS}) == len(CHARTS)
+    assert all(c.queries for c in CHARTS)
