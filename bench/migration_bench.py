@@ -189,7 +189,9 @@ class Bench:
         csv = self.workdir / "cqlsh-rows.csv"
         started = time.monotonic()
         self._cqlsh(self.args.origin, "origin", f"COPY {self.o_ks}.rows TO '{csv}' WITH HEADER = true")
-        output = self._cqlsh(self.args.target, "target", f"COPY {self.t_ks}.rows FROM '{csv}' WITH HEADER = true")
+        output = self._cqlsh(
+            self.args.target, "target", f"COPY {self.t_ks}.rows FROM '{csv}' WITH HEADER = true AND MAXATTEMPTS = 20"
+        )
         seconds = time.monotonic() - started
         match = re.search(r"(\d+) rows imported", output)
         self.record("copy cqlsh COPY TO + COPY FROM", int(match.group(1)) if match else 0, seconds, "NO")
@@ -226,19 +228,26 @@ def main() -> int:
     try:
         bench.schema()
         bench.generate()
-        for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
-            if engine in ("builtin", "spark"):
-                bench.run_builtin(engine)
-            elif engine == "dsbulk":
-                bench.run_dsbulk()
-            elif engine == "cqlsh":
-                bench.run_cqlsh()
-            else:
-                raise SystemExit(f"unknown engine {engine}")
+        runners = {"builtin": lambda: bench.run_builtin("builtin"), "spark": lambda: bench.run_builtin("spark"),
+                   "dsbulk": bench.run_dsbulk, "cqlsh": bench.run_cqlsh}  # fmt: skip
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        unknown = [e for e in engines if e not in runners]
+        if unknown:
+            raise SystemExit(f"unknown engine(s) {', '.join(unknown)}; choose from {', '.join(runners)}")
+        failed = []
+        for engine in engines:
+            # one engine failing (e.g. timeouts on a loaded machine) must not lose the others' numbers
+            try:
+                runners[engine]()
+            except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
+                print(f"== {engine}: FAILED: {exc}")
+                failed.append(engine)
         bench.summary()
+        if failed:
+            print(f"failed: {', '.join(failed)}")
     finally:
         bench.close()
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
