@@ -181,3 +181,44 @@ class TestPlainValues:
         assert query._plain(b"\x01\x02") == "0x0102"
         assert query._plain({"a": frozenset([1])}) == {"a": [1]}
         assert query._plain(None) is None
+
+
+class TestTlsContext:
+    @pytest.fixture
+    def pem(self, tmp_path: Path) -> tuple[Path, Path]:
+        import subprocess
+
+        key, cert = tmp_path / "node.key", tmp_path / "node.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=node",
+             "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return key, cert
+
+    def test_no_files_means_plaintext(self):
+        assert client.ssl_context({"ssl_ca_file": None, "ssl_cert_file": ""}) is None
+
+    def test_a_ca_means_verified_peers_by_chain_not_name(self, pem):
+        import ssl
+
+        _key, cert = pem
+        ctx = client.ssl_context({"ssl_ca_file": str(cert)})
+        assert ctx.verify_mode == ssl.CERT_REQUIRED
+        assert ctx.check_hostname is False
+
+    def test_a_combined_key_and_certificate_file_is_a_client_certificate(self, pem, tmp_path):
+        import ssl
+
+        key, cert = pem
+        combined = tmp_path / "combined.pem"
+        combined.write_text(key.read_text() + "\n" + cert.read_text())
+        ctx = client.ssl_context({"ssl_ca_file": str(cert), "ssl_cert_file": str(combined)})
+        assert ctx.verify_mode == ssl.CERT_REQUIRED
+
+    def test_a_certificate_without_its_key_is_refused(self, pem):
+        import ssl
+
+        _key, cert = pem
+        with pytest.raises(ssl.SSLError):
+            client.ssl_context({"ssl_cert_file": str(cert)})

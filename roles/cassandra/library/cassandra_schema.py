@@ -54,7 +54,8 @@ options:
     default: []
   copy_from:
     description: Another cluster whose schema (types, tables, indexes, views) of O(copy_from.keyspaces)
-      is created here when missing; its connection options are those of this module. The keyspaces
+      is created here when missing; its connection options are those of this module but for TLS,
+      which it has only with its own O(copy_from.ssl_ca_file) and O(copy_from.ssl_cert_file). The keyspaces
       themselves must be declared in O(keyspaces), with this cluster's replication.
     type: dict
   replication_mismatch:
@@ -323,6 +324,9 @@ class Schema:
     def copy_from(self, source):
         params = dict(self.module.params, pin_first_host=False)
         params.update({k: v for k, v in source.items() if k != "keyspaces" and v is not None})
+        # The source has TLS settings of its own: none given means plaintext, not this cluster's.
+        for key in ("ssl_ca_file", "ssl_cert_file", "ssl_key_file"):
+            params[key] = source.get(key)
         try:
             cluster, _session = open_session(
                 params, params["login_user"], params["login_password"], consistency="LOCAL_ONE"
@@ -413,6 +417,9 @@ def main():
                     login_user=dict(type="str", required=True),
                     login_password=dict(type="str", required=True, no_log=True),
                     local_dc=dict(type="str"),
+                    ssl_ca_file=dict(type="path"),
+                    ssl_cert_file=dict(type="path"),
+                    ssl_key_file=dict(type="path", no_log=False),
                     keyspaces=dict(type="list", elements="str", required=True),
                 ),
             ),

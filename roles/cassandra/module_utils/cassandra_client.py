@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import ssl
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -32,6 +33,9 @@ CONNECTION_ARGS = dict(
     pin_first_host=dict(type="bool", default=False),
     connect_timeout=dict(type="float", default=10.0),
     request_timeout=dict(type="float", default=30.0),
+    ssl_ca_file=dict(type="path"),
+    ssl_cert_file=dict(type="path"),
+    ssl_key_file=dict(type="path", no_log=False),
 )
 
 CONNECTION_DOC = r"""
@@ -73,6 +77,15 @@ CONNECTION_DOC = r"""
     description: Seconds to wait for a request.
     type: float
     default: 30.0
+  ssl_ca_file:
+    description: CA certificates (PEM) the nodes' certificates must chain to; turns TLS on.
+    type: path
+  ssl_cert_file:
+    description: Client certificate (PEM) for nodes that require one; turns TLS on. May also hold the key.
+    type: path
+  ssl_key_file:
+    description: Private key (PEM) of O(ssl_cert_file) when it is in a file of its own.
+    type: path
 """
 
 
@@ -92,6 +105,23 @@ def _is_auth_failure(exc):
     return bool(errors) and all(
         "AuthenticationFailed" in type(err).__name__ or "Bad credentials" in str(err) for err in errors
     )
+
+
+def ssl_context(params):
+    """TLS context for the connection options, or None for plaintext."""
+    if not (params.get("ssl_ca_file") or params.get("ssl_cert_file")):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # Nodes are reached by address; the certificate must chain to the CA, its name is not checked.
+    context.check_hostname = False
+    if params.get("ssl_ca_file"):
+        context.load_verify_locations(cafile=params["ssl_ca_file"])
+        context.verify_mode = ssl.CERT_REQUIRED
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    if params.get("ssl_cert_file"):
+        context.load_cert_chain(certfile=params["ssl_cert_file"], keyfile=params.get("ssl_key_file") or None)
+    return context
 
 
 def open_session(params, user, password, consistency="LOCAL_QUORUM", hosts=None, row_factory=None):
@@ -118,6 +148,7 @@ def open_session(params, user, password, consistency="LOCAL_QUORUM", hosts=None,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=params["connect_timeout"],
         control_connection_timeout=params["connect_timeout"],
+        ssl_context=ssl_context(params),
     )
     try:
         session = cluster.connect()
