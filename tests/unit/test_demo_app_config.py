@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from zdmkit.demo_app.config import (
     CONFIG_ENV,
     MODE_ENV,
     ConfigError,
     Mode,
+    TlsSettings,
     build_settings,
     load_settings,
     parse_mode,
@@ -179,3 +181,291 @@ def test_console_entry_point_refuses_a_missing_setting_with_one_line(tmp_path: P
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "'proxy.contact_points' is required for mode ZDM_PROXY" in result.stderr
+
+
+# --- client-to-node TLS -----------------------------------------------------------------------
+
+
+def write_pem_files(directory: Path) -> dict[str, Path]:
+    """A throwaway CA, a client certificate it signed with the certificate's key, another key
+    and a file that is no PEM at all."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, client_key, other_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zdmkit test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "demo-app")]))
+        .issuer_name(ca_name)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = {
+        "ca": ca.public_bytes(serialization.Encoding.PEM),
+        "cert": client.public_bytes(serialization.Encoding.PEM),
+        "key": key_pem(client_key),
+        "other_key": key_pem(other_key),
+        "junk": b"not a certificate\n",
+    }
+    paths = {}
+    for name, content in files.items():
+        paths[name] = directory / f"{name}.pem"
+        paths[name].write_bytes(content)
+    paths["absent"] = directory / "absent.pem"
+    paths["dir"] = directory
+    return paths
+
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_pem_files(tmp_path_factory.mktemp("pem"))
+
+
+def with_tls(section: str, tls: object, mode: str = "CASSANDRA") -> dict:
+    data = {**FULL, "mode": mode}
+    data[section] = {**FULL[section], "tls": tls}
+    return data
+
+
+def test_tls_with_a_ca_and_a_client_certificate(pem):
+    tls = {"ca_file": str(pem["ca"]), "cert_file": str(pem["cert"]), "key_file": str(pem["key"])}
+    s = build_settings(with_tls("origin", {**tls, "verify_hostname": True}), {}, "demo-app.yml")
+    assert s.endpoint.tls == TlsSettings(str(pem["ca"]), str(pem["cert"]), str(pem["key"]), verify_hostname=True)
+    assert "cluster=10.0.0.2,10.0.0.3:9042 over mutual TLS keyspace=" in s.describe()
+
+
+def test_tls_with_a_ca_only_verifies_without_a_client_certificate(pem):
+    s = build_settings(with_tls("target", {"ca_file": str(pem["ca"])}, "TARGET"), {}, "demo-app.yml")
+    assert s.endpoint.tls == TlsSettings(ca_file=str(pem["ca"]))
+    assert s.endpoint.tls.verify_hostname is False
+    assert " over TLS " in s.describe()
+
+
+def test_tls_with_a_certificate_and_no_ca_verifies_nothing(pem):
+    tls = {"cert_file": str(pem["cert"]), "key_file": str(pem["key"])}
+    s = build_settings(with_tls("proxy", tls, "ZDM_PROXY"), {}, "demo-app.yml")
+    assert s.endpoint.tls == TlsSettings(cert_file=str(pem["cert"]), key_file=str(pem["key"]))
+    assert "over mutual TLS (certificates not verified)" in s.describe()
+
+
+@pytest.mark.parametrize(
+    "tls", [None, {}, {"ca_file": "", "cert_file": ""}, {"ca_file": None, "verify_hostname": False}]
+)
+def test_no_ca_and_no_certificate_is_plain_cql(tls):
+    s = build_settings(with_tls("origin", tls), {}, "demo-app.yml")
+    assert s.endpoint.tls is None
+    assert "TLS" not in s.describe()
+
+
+def test_proxy_mode_takes_the_proxy_tls_not_the_target_tls(pem):
+    data = with_tls("proxy", {"ca_file": str(pem["ca"])}, "ZDM_PROXY")
+    data["target"] = {**FULL["target"], "tls": {"ca_file": str(pem["absent"])}}
+    s = build_settings(data, {}, "demo-app.yml")
+    assert s.endpoint.tls == TlsSettings(ca_file=str(pem["ca"]))
+    assert (s.endpoint.username, s.endpoint.password) == ("tuser", "t-secret")
+
+
+def test_astra_mode_ignores_tls(pem):
+    s = build_settings(with_tls("origin", {"ca_file": str(pem["ca"])}, "ASTRA_DB"), {}, "demo-app.yml")
+    assert s.endpoint is None
+    assert "TLS" not in s.describe()
+
+
+def test_tls_of_a_section_the_mode_does_not_use_is_still_checked_for_typos(pem):
+    with pytest.raises(ConfigError, match=r"unknown setting 'target\.tls\.ca'"):
+        build_settings(with_tls("target", {"ca": str(pem["ca"])}), {}, "demo-app.yml")
+
+
+@pytest.mark.parametrize(
+    ("tls", "expected"),
+    [
+        ({"ca": "{ca}"}, "unknown setting 'origin.tls.ca' (known: ca_file, cert_file, key_file, verify_hostname)"),
+        ("{ca}", "'origin.tls' must be a mapping"),
+        ({"ca_file": 5}, "'origin.tls.ca_file' must be a string"),
+        ({"key_file": "{key}"}, "'origin.tls.cert_file' is required when 'origin.tls.key_file' is set"),
+        ({"ca_file": "{ca}", "cert_file": "{cert}"}, "'origin.tls.key_file' is required when 'origin.tls.cert_file'"),
+        ({"ca_file": "{ca}", "verify_hostname": "yes"}, "'origin.tls.verify_hostname' must be true or false"),
+        ({"cert_file": "{cert}", "key_file": "{key}", "verify_hostname": True}, "'origin.tls.verify_hostname' needs"),
+        ({"ca_file": "{absent}"}, "'origin.tls.ca_file' is {absent}, which does not exist"),
+        ({"ca_file": "{dir}"}, "'origin.tls.ca_file' is {dir}, which is not a file"),
+        ({"ca_file": "{ca}", "cert_file": "{cert}", "key_file": "{absent}"}, "'origin.tls.key_file' is {absent}"),
+        ({"ca_file": "{junk}"}, "'origin.tls.ca_file' {junk} holds no usable PEM CA certificate"),
+        (
+            {"cert_file": "{cert}", "key_file": "{other_key}"},
+            "'origin.tls.cert_file' {cert} and 'origin.tls.key_file' {other_key} are not a PEM certificate",
+        ),
+    ],
+)
+def test_bad_tls_settings_name_the_key(pem, tls, expected):
+    def fill(value: object) -> object:
+        if isinstance(value, str):
+            return value.format(**{name: str(path) for name, path in pem.items()})
+        return value
+
+    tls = {k: fill(v) for k, v in tls.items()} if isinstance(tls, dict) else fill(tls)
+    with pytest.raises(ConfigError) as err:
+        build_settings(with_tls("origin", tls), {}, "demo-app.yml")
+    message = str(err.value)
+    assert fill(expected) in message
+    assert message.startswith("demo-app.yml: ")
+    assert "\n" not in message
+
+
+def test_an_unreadable_tls_file_is_named(pem, monkeypatch: pytest.MonkeyPatch):
+    real_open = Path.open
+
+    def refuse(self: Path, *args, **kwargs):
+        if self == pem["ca"]:
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(ConfigError, match=r"'origin\.tls\.ca_file' is .*, which cannot be read: Permission denied"):
+        build_settings(with_tls("origin", {"ca_file": str(pem["ca"])}), {}, "demo-app.yml")
+
+
+def test_check_config_loads_the_tls_files(pem, tmp_path: Path):
+    cfg = tmp_path / "app.yml"
+    tls = {"ca_file": str(pem["ca"]), "cert_file": str(pem["cert"]), "key_file": str(pem["key"])}
+    cfg.write_text(json.dumps({"mode": "TARGET", "target": {"contact_points": ["t1"], "tls": tls}}), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "zdmkit.demo_app", "--check-config", "--config", str(cfg)],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cluster=t1:9042 over mutual TLS" in result.stdout
+
+
+ROOT = Path(__file__).parents[2]
+ROLE = ROOT / "roles/demo_app"
+
+
+def render_config(directory: Path, cases: dict[str, dict]) -> dict[str, Path]:
+    """Render the role's configuration template once per case (name -> variables), through
+    Ansible, with the role's defaults and vars."""
+    beside = Path(sys.executable).with_name("ansible-playbook")
+    rendered = {name: directory / f"{name}.yml" for name in cases}
+    common = {
+        "demo_app_listen_address": "127.0.0.1",
+        "demo_app_origin_contact_points": ["o1"],
+        "demo_app_target_contact_points": ["t1"],
+        "demo_app_proxy_contact_points": ["p1"],
+    }
+    playbook = directory / "render.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Render the demo application's configuration",
+                    "hosts": "localhost",
+                    "connection": "local",
+                    "gather_facts": False,
+                    "vars_files": [str(ROLE / "defaults/main.yml"), str(ROLE / "vars/main.yml")],
+                    "tasks": [
+                        {
+                            "name": f"Render {name}",
+                            "ansible.builtin.template": {
+                                "src": str(ROLE / "templates/etc/zdmkit/demo-app.yml.j2"),
+                                "dest": str(rendered[name]),
+                                "mode": "0600",
+                            },
+                            "vars": {**common, **variables},
+                        }
+                        for name, variables in cases.items()
+                    ],
+                }
+            ],
+            sort_keys=False,
+        )
+    )
+    result = subprocess.run(
+        [
+            str(beside) if beside.exists() else "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-e",
+            "ansible_python_interpreter={{ ansible_playbook_python }}",
+            str(playbook),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return rendered
+
+
+def test_role_template_writes_tls_only_for_the_endpoints_given_a_ca_or_certificate(pem, tmp_path: Path):
+    controller = {name: str(path) for name, path in pem.items()}
+    files = render_config(
+        tmp_path,
+        {
+            "plain": {},
+            "tls": {
+                "demo_app_origin_tls_ca_file": controller["ca"],
+                "demo_app_origin_tls_cert_file": controller["cert"],
+                "demo_app_origin_tls_key_file": controller["key"],
+                "demo_app_proxy_tls_cert_file": controller["cert"],
+                "demo_app_proxy_tls_key_file": controller["key"],
+                "demo_app_tls_verify_hostname": True,
+            },
+        },
+    )
+    plain = yaml.safe_load(files["plain"].read_text())
+    assert not any("tls" in plain[section] for section in ("origin", "target", "proxy"))
+    text = files["tls"].read_text()
+    config = yaml.safe_load(text)
+    assert config["origin"]["tls"] == {
+        "ca_file": "/etc/zdmkit/tls/origin-ca.pem",
+        "cert_file": "/etc/zdmkit/tls/origin-cert.pem",
+        "key_file": "/etc/zdmkit/tls/origin-key.pem",
+        "verify_hostname": True,
+    }
+    # Without a CA there is nothing to check the host names with.
+    assert config["proxy"]["tls"] == {
+        "cert_file": "/etc/zdmkit/tls/proxy-cert.pem",
+        "key_file": "/etc/zdmkit/tls/proxy-key.pem",
+        "verify_hostname": False,
+    }
+    assert "tls" not in config["target"]
+
+    # The application accepts the rendered file once the host paths hold the files.
+    host = tmp_path / "host"
+    host.mkdir()
+    for section, kind, source in (("origin", "ca", "ca"), ("origin", "cert", "cert"), ("origin", "key", "key")):
+        (host / f"{section}-{kind}.pem").write_bytes(pem[source].read_bytes())
+    for kind in ("cert", "key"):
+        (host / f"proxy-{kind}.pem").write_bytes(pem[kind].read_bytes())
+    moved = tmp_path / "moved.yml"
+    moved.write_text(text.replace("/etc/zdmkit/tls/", f"{host}/"), encoding="utf-8")
+    assert load_settings({}, moved).describe().startswith("mode=CASSANDRA cluster=o1:9042 over mutual TLS ")
+    assert "over mutual TLS (certificates not verified)" in load_settings({MODE_ENV: "ZDM_PROXY"}, moved).describe()

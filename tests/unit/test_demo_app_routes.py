@@ -9,14 +9,19 @@ Cassandra in tests/integration/test_demo_app_api.py.
 from __future__ import annotations
 
 import logging
+import ssl
 
 import pytest
 from fastapi.testclient import TestClient
+from test_demo_app_config import write_pem_files
 
 from zdmkit.demo_app.api import create_app
 from zdmkit.demo_app.config import build_settings
 from zdmkit.demo_app.db import IdempotentRetryPolicy, cluster_options, statements
 from zdmkit.demo_app.logs import JsonFormatter
+from zdmkit.migrate.connection import Endpoint as MigrateEndpoint
+from zdmkit.migrate.connection import _ssl_context as migrate_ssl_context
+from zdmkit.tls import client_context
 
 SETTINGS = build_settings({"mode": "CASSANDRA", "origin": {"contact_points": ["127.0.0.1"], "port": 9}}, {}, "unit.yml")
 
@@ -130,6 +135,42 @@ def test_cluster_options_per_mode():
     assert "contact_points" not in astra
     assert astra["cloud"] == {"secure_connect_bundle": "/b.zip"}
     assert astra["auth_provider"].username == "id"
+    assert "ssl_context" not in proxy and "ssl_context" not in target
+
+
+def test_cluster_options_with_tls_verify_against_the_ca(tmp_path):
+    pem = write_pem_files(tmp_path)
+    data = {
+        "origin": {
+            "contact_points": ["o1"],
+            "tls": {"ca_file": str(pem["ca"]), "cert_file": str(pem["cert"]), "key_file": str(pem["key"])},
+        },
+        "proxy": {"contact_points": ["p1"], "tls": {"cert_file": str(pem["cert"]), "key_file": str(pem["key"])}},
+        "target": {"contact_points": ["t1"], "tls": {"ca_file": str(pem["ca"]), "verify_hostname": True}},
+        "astra": {"secure_connect_bundle": "/b.zip", "client_id": "id", "client_secret": "s"},
+    }
+    origin = cluster_options(build_settings({**data, "mode": "CASSANDRA"}, {}, "x"))["ssl_context"]
+    assert isinstance(origin, ssl.SSLContext)
+    assert origin.verify_mode == ssl.CERT_REQUIRED
+    assert origin.check_hostname is False
+    assert [ca["subject"] for ca in origin.get_ca_certs()] == [((("commonName", "zdmkit test CA"),),)]
+    target = cluster_options(build_settings({**data, "mode": "TARGET"}, {}, "x"))["ssl_context"]
+    assert (target.verify_mode, target.check_hostname) == (ssl.CERT_REQUIRED, True)
+    proxy = cluster_options(build_settings({**data, "mode": "ZDM_PROXY"}, {}, "x"))["ssl_context"]
+    assert (proxy.verify_mode, proxy.check_hostname) == (ssl.CERT_NONE, False)
+    assert "ssl_context" not in cluster_options(build_settings({**data, "mode": "ASTRA_DB"}, {}, "x"))
+
+
+def test_migrate_and_the_demo_app_build_the_same_tls_context(tmp_path):
+    pem = write_pem_files(tmp_path)
+    assert client_context(None) is None
+    assert client_context("", None, None, verify_hostname=True) is None
+    endpoint = MigrateEndpoint("Origin", ("o1",), ssl_ca=str(pem["ca"]), ssl_verify_hostname=True)
+    context = migrate_ssl_context(endpoint)
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
+    endpoint = MigrateEndpoint("Target", ("t1",), ssl_cert=str(pem["cert"]), ssl_key=str(pem["key"]))
+    context = migrate_ssl_context(endpoint)
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_NONE, False)
 
 
 class _Statement:

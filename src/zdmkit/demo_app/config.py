@@ -7,6 +7,10 @@ in the environment overrides the file's ``mode``, so the public lab's
 
 Every problem is reported as a :class:`ConfigError` whose message is a single line
 that names the file and the setting to change.
+
+The ``origin``, ``target`` and ``proxy`` sections may each carry a ``tls`` mapping
+(``ca_file``, ``cert_file``, ``key_file``, ``verify_hostname``) for clusters with
+client-to-node encryption; its PEM files are checked when the settings are loaded.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import enum
 import json
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +65,21 @@ MODE_NAMES = tuple(m.value for m in Mode) + tuple(MODE_ALIASES)
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """Client-to-node TLS: the CA the nodes' certificates must chain to, and the client
+    certificate with its key for clusters that ask for one (mutual TLS)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify_hostname: bool = False
+
+    def describe(self) -> str:
+        kind = "mutual TLS" if self.cert_file else "TLS"
+        return kind if self.ca_file else f"{kind} (certificates not verified)"
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """A Cassandra-compatible endpoint reached by contact points."""
 
@@ -68,6 +88,7 @@ class Endpoint:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     local_datacenter: str | None = None
+    tls: TlsSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +127,8 @@ class Settings:
             assert self.endpoint is not None
             points = ",".join(self.endpoint.contact_points)
             where = f"{points}:{self.endpoint.port}"
+            if self.endpoint.tls is not None:
+                where += f" over {self.endpoint.tls.describe()}"
         return f"mode={self.mode.value} cluster={where} keyspace={self.keyspace} cl={self.consistency_level}"
 
 
@@ -126,8 +149,9 @@ _TOP_KEYS = {
     "proxy",
     "astra",
 }
-_CLUSTER_KEYS = {"contact_points", "port", "username", "password", "local_datacenter"}
-_PROXY_KEYS = {"contact_points", "port", "local_datacenter"}
+_CLUSTER_KEYS = {"contact_points", "port", "username", "password", "local_datacenter", "tls"}
+_PROXY_KEYS = {"contact_points", "port", "local_datacenter", "tls"}
+_TLS_KEYS = {"ca_file", "cert_file", "key_file", "verify_hostname"}
 _ASTRA_KEYS = {"secure_connect_bundle", "client_id", "client_secret"}
 
 
@@ -204,7 +228,10 @@ def build_settings(data: Mapping[str, Any], environ: Mapping[str, str], origin: 
         ("proxy", _PROXY_KEYS),
         ("astra", _ASTRA_KEYS),
     ):
-        _reject_unknown(_section(data, name, origin), keys, origin, f"{name}.")
+        section = _section(data, name, origin)
+        _reject_unknown(section, keys, origin, f"{name}.")
+        if "tls" in keys:
+            _reject_unknown(_section(section, "tls", origin, f"{name}."), _TLS_KEYS, origin, f"{name}.tls.")
 
     endpoint: Endpoint | None = None
     cloud: CloudBundle | None = None
@@ -262,7 +289,80 @@ def _endpoint(data: Mapping[str, Any], name: str, cred_name: str, origin: str, m
         username=username,
         password=password,
         local_datacenter=_optional_string(section, "local_datacenter", origin, f"{name}."),
+        tls=_tls(section, name, origin),
     )
+
+
+def _tls(section: Mapping[str, Any], name: str, origin: str) -> TlsSettings | None:
+    """The endpoint's TLS settings; None (plain CQL) without a CA and a client certificate."""
+    tls = _section(section, "tls", origin, f"{name}.")
+    prefix = f"{name}.tls."
+    files = {key: _optional_string(tls, key, origin, prefix) for key in ("ca_file", "cert_file", "key_file")}
+    verify_hostname = tls.get("verify_hostname")
+    if verify_hostname is None:
+        verify_hostname = False
+    if not isinstance(verify_hostname, bool):
+        raise ConfigError(f"{origin}: '{prefix}verify_hostname' must be true or false")
+    if files["key_file"] is not None and files["cert_file"] is None:
+        raise ConfigError(f"{origin}: '{prefix}cert_file' is required when '{prefix}key_file' is set")
+    if files["cert_file"] is not None and files["key_file"] is None:
+        raise ConfigError(f"{origin}: '{prefix}key_file' is required when '{prefix}cert_file' is set")
+    if verify_hostname and files["ca_file"] is None:
+        raise ConfigError(
+            f"{origin}: '{prefix}verify_hostname' needs '{prefix}ca_file' (the CA the host names are checked with)"
+        )
+    if files["ca_file"] is None and files["cert_file"] is None:
+        return None
+    for key, path in files.items():
+        if path is not None:
+            _check_readable(path, origin, f"{prefix}{key}")
+    _check_pem(files["ca_file"], files["cert_file"], files["key_file"], origin, prefix)
+    return TlsSettings(**files, verify_hostname=verify_hostname)
+
+
+def _check_readable(path: str, origin: str, key: str) -> None:
+    file = Path(path)
+    if not file.exists():
+        raise ConfigError(f"{origin}: '{key}' is {path}, which does not exist")
+    if not file.is_file():
+        raise ConfigError(f"{origin}: '{key}' is {path}, which is not a file")
+    try:
+        with file.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{origin}: '{key}' is {path}, which cannot be read: {exc.strerror}") from None
+
+
+def _no_passphrase() -> str:
+    raise ConfigError("encrypted private keys are not supported")
+
+
+def _check_pem(ca_file: str | None, cert_file: str | None, key_file: str | None, origin: str, prefix: str) -> None:
+    """Load the PEM files the way the connection will, so that a wrong file is named now."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"{origin}: '{prefix}ca_file' {ca_file} holds no usable PEM CA certificate: {_ssl_reason(exc)}"
+            ) from None
+    if cert_file is not None:
+        try:
+            context.load_cert_chain(certfile=cert_file, keyfile=key_file, password=_no_passphrase)
+        except (ssl.SSLError, OSError, ConfigError) as exc:
+            raise ConfigError(
+                f"{origin}: '{prefix}cert_file' {cert_file} and '{prefix}key_file' {key_file} are not a PEM "
+                f"certificate and its unencrypted key: {_ssl_reason(exc)}"
+            ) from None
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    if reason:  # OpenSSL's code, e.g. KEY_VALUES_MISMATCH
+        return str(reason).replace("_", " ").lower()
+    text = " ".join(str(getattr(exc, "strerror", None) or exc).split())
+    return re.sub(r"\s*\(_ssl\.c:\d+\)", "", text)
 
 
 def _cloud(section: Mapping[str, Any], origin: str) -> CloudBundle:
@@ -275,12 +375,12 @@ def _cloud(section: Mapping[str, Any], origin: str) -> CloudBundle:
     return CloudBundle(**values)
 
 
-def _section(data: Mapping[str, Any], name: str, origin: str) -> Mapping[str, Any]:
+def _section(data: Mapping[str, Any], name: str, origin: str, prefix: str = "") -> Mapping[str, Any]:
     value = data.get(name)
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{origin}: '{name}' must be a mapping")
+        raise ConfigError(f"{origin}: '{prefix}{name}' must be a mapping")
     return value
 
 

@@ -41,6 +41,8 @@ from cassandra.policies import (
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BoundStatement, PreparedStatement, SimpleStatement
 
+from zdmkit.tls import client_context
+
 from .config import Mode, Settings
 from .logs import LOGGER_NAME
 from .metrics import AppMetrics
@@ -160,6 +162,11 @@ def cluster_options(settings: Settings) -> dict[str, Any]:
         options["port"] = settings.endpoint.port
         if settings.endpoint.username is not None:
             options["auth_provider"] = PlainTextAuthProvider(settings.endpoint.username, settings.endpoint.password)
+        tls = settings.endpoint.tls
+        if tls is not None:
+            options["ssl_context"] = client_context(
+                tls.ca_file, tls.cert_file, tls.key_file, verify_hostname=tls.verify_hostname
+            )
     return options
 
 

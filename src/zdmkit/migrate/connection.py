@@ -19,6 +19,7 @@ from cassandra.query import tuple_factory
 
 from zdmkit.migrate.driverio import MigrationProtocolHandler
 from zdmkit.migrate.schema import PreflightError
+from zdmkit.tls import client_context
 
 
 @dataclass(frozen=True)
@@ -67,18 +68,7 @@ def consistency_level(name: str) -> int:
 
 
 def _ssl_context(ep: Endpoint) -> ssl.SSLContext | None:
-    if not (ep.ssl_ca or ep.ssl_cert):
-        return None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = ep.ssl_verify_hostname
-    if ep.ssl_ca:
-        ctx.load_verify_locations(cafile=ep.ssl_ca)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    else:
-        ctx.verify_mode = ssl.CERT_NONE
-    if ep.ssl_cert:
-        ctx.load_cert_chain(certfile=ep.ssl_cert, keyfile=ep.ssl_key)
-    return ctx
+    return client_context(ep.ssl_ca, ep.ssl_cert, ep.ssl_key, verify_hostname=ep.ssl_verify_hostname)
 
 
 def build_cluster(ep: Endpoint, *, executor_threads: int = 2) -> Cluster:
