@@ -12,7 +12,7 @@ export ZDMKIT_ARTIFACTS ?= $(HOME)/.cache/zdmkit/artifacts
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ZDMKIT_BASE_IMAGE := $(shell images/bookworm-systemd/build.sh --tag)
 # Scenarios `make molecule` runs, in this order; `make molecule SCENARIO=name` runs one.
-SCENARIOS ?= substrate cassandra demo_app migrate monitoring site
+SCENARIOS ?= substrate cassandra demo_app migrate monitoring site tls
 SCENARIO ?=
 
 VENV_STAMP := $(VENV)/.installed

@@ -223,6 +223,12 @@ def run_dsbulk_copy(
 ) -> dict[str, Any]:
     """Copy every table with DSBulk; returns per-table stats and failures (report material)."""
     problems = [p for spec in specs for p in alias_clashes(spec)]
+    for ep in (config.origin, config.target):
+        if ep.ssl_ca or ep.ssl_cert:
+            problems.append(
+                f"{ep.role}: the DSBulk engine takes no TLS options here (its driver reads Java "
+                "keystores, not PEM files); use --engine builtin or spark with client TLS"
+            )
     if problems:
         raise PreflightError(problems)
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="zdmkit-dsbulk-"))
