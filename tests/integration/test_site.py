@@ -60,7 +60,9 @@ def hosts() -> dict[str, list[str]]:
     data = json.loads(listing)
     groups = {g: data.get(g, {}).get("hosts", []) for g in ("origin", "target", "monitoring", "clients")}
     assert all(groups.values()), groups
-    groups["_origin_address"] = [data["_meta"]["hostvars"][groups["origin"][0]]["service_address"]]
+    for group in ("origin", "monitoring", "clients"):
+        groups[f"_{group}_address"] = [data["_meta"]["hostvars"][groups[group][0]]["service_address"]]
+    groups["_addresses"] = [data["_meta"]["hostvars"][h]["service_address"] for h in all_hosts(groups)]
     return groups
 
 
@@ -144,6 +146,7 @@ BAD_INPUTS = [
     ("retention-typo", "site.yml", {"prometheus_retention_time": "forever"}, "prometheus_retention_time is 'forever'"),
     ("exporter-port-out-of-range", "site.yml", {"cassandra_exporter_port": 0}, "cassandra_exporter_port (0)"),
     ("cassandra-checksum-wrong", "site.yml", {"cassandra_checksum": "0" * 64}, "pin its sha256"),
+    ("tls-without-files", "site.yml", {"cassandra_client_tls": True}, "cassandra_client_tls is true: set"),
     ("phase-order", "phase2.yml", {}, "phase 2 cannot follow phase 0: run phase 1 first"),
 ]
 
@@ -203,6 +206,68 @@ def test_secret_never_shows_at_highest_verbosity(hosts, tmp_path):
             f"-exec grep -l -F '{SECRET}' {{}} + 2>/dev/null || true",
         )
         assert not found.strip(), f"{host}: world-readable files hold the secret: {found}"
+
+
+def test_services_listen_on_the_service_address_only(hosts):
+    """Every TCP listener on every host is bound to that host's service address or loopback."""
+    for host, address in zip(all_hosts(hosts), hosts["_addresses"], strict=True):
+        listeners = docker_exec(host, "ss", "-Hltn").splitlines()
+        assert listeners, host
+        for line in listeners:
+            local = line.split()[3]
+            bound = local.rsplit(":", 1)[0].strip("[]")
+            assert bound in (address, "127.0.0.1", "::1"), f"{host}: {local} is not on {address} or loopback"
+
+
+def journal_codes(host: str) -> list[int]:
+    text = docker_exec(host, "sh", "-c", "cat /var/lib/zdmkit-writer/journal.jsonl 2>/dev/null || true")
+    return [json.loads(line)["code"] for line in text.splitlines() if line.strip()]
+
+
+def test_restarting_the_monitoring_host_leaves_traffic_alone(hosts):
+    """Traffic goes on while the monitoring host restarts; Prometheus comes back with its data."""
+    import threading
+    import time
+    import uuid
+
+    import httpx
+
+    client, monitoring = hosts["clients"][0], hosts["monitoring"][0]
+    app = f"http://{hosts['_clients_address'][0]}:8000"
+    prometheus = f"http://{hosts['_monitoring_address'][0]}:9090"
+    writer_before = len(journal_codes(client))
+    user, codes = f"chaos{uuid.uuid4().hex[:8]}", []
+
+    def post_statuses() -> None:  # bounded: 60 requests, about 15 s
+        with httpx.Client(base_url=app, timeout=5) as api:
+            for i in range(60):
+                try:
+                    codes.append(api.post(f"/status/{user}/s{i:02d}").status_code)
+                except httpx.HTTPError as exc:
+                    codes.append(type(exc).__name__)
+                time.sleep(0.25)
+
+    load = threading.Thread(target=post_statuses)
+    load.start()
+    subprocess.run(["docker", "restart", "--time", "20", monitoring], check=True, capture_output=True)
+    load.join(timeout=120)
+    assert codes == [200] * 60, codes
+    with httpx.Client(base_url=app, timeout=10) as api:
+        assert len(api.get(f"/status/{user}", params={"entries": 100}).json()) == 60
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            ready = httpx.get(f"{prometheus}/-/ready", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            ready = False
+        if ready or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert ready, "Prometheus did not come back after the monitoring host restarted"
+    # The writer kept writing to Origin all along, with no failure.
+    time.sleep(25)  # at least one more write (every 20 s)
+    after = journal_codes(client)[writer_before:]
+    assert after and all(code == 200 for code in after), after
 
 
 def test_report_draws_every_chart_with_data(hosts):
