@@ -1,0 +1,185 @@
+"""Playbook speed on the local lab: cold lab build and phase 0, no-op re-runs, the slowest tasks.
+
+    .venv/bin/python bench/playbook_bench.py --cold --reruns 2 --compare-pipelining
+
+Runs the playbooks through ansible-runner (the events give each task's start and end on every
+host) and writes ``docs/benchmarks.md`` (tables and the machine) and ``docs/benchmarks.json``.
+``--cold`` removes the lab first and times ``lab.yml`` (containers) and the first ``site.yml``;
+without it the lab must be up. ``--compare-pipelining`` repeats the no-op run with
+``ANSIBLE_PIPELINING`` on and off, whatever ansible.cfg says. Goals judged against: no-op
+``site.yml`` under 60 s; cold ``make lab`` (artifact cache warm) under 15 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+ROOT = Path(__file__).resolve().parents[1]
+NOOP_GOAL_S = 60
+COLD_GOAL_S = 15 * 60
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--inventory", default=str(ROOT / "inventories" / "lab" / "hosts.yml"))
+    p.add_argument("--cold", action="store_true", help="remove the lab, then time lab.yml and the first site.yml")
+    p.add_argument("--reruns", type=int, default=2, help="no-op runs of site.yml to time")
+    p.add_argument("--compare-pipelining", action="store_true", help="time the no-op run with pipelining on and off")
+    p.add_argument("--slowest", type=int, default=10)
+    p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    return p.parse_args()
+
+
+def run_playbook(name: str, inventory: str, extravars: dict | None = None, env: dict | None = None) -> dict[str, Any]:
+    """One playbook run: wall seconds, per-host recap, and each task's wall time across hosts."""
+    spans: dict[tuple[str, str], list[float]] = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="zdmkit-bench-") as private:
+        envvars = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **(env or {})}
+        started = time.monotonic()
+        runner = ansible_runner.run(
+            private_data_dir=private,
+            project_dir=str(ROOT),
+            playbook=str(ROOT / "playbooks" / name),
+            inventory=inventory,
+            extravars=extravars or {},
+            envvars=envvars,
+            quiet=True,
+        )
+        wall = time.monotonic() - started
+        for event in runner.events:
+            data = event.get("event_data", {})
+            if not event.get("event", "").startswith("runner_on_") or "start" not in data or "end" not in data:
+                continue
+            key = (data.get("play", ""), data.get("task", ""))
+            spans[key] += [_stamp(data["start"]), _stamp(data["end"])]
+        stats = runner.stats or {}
+    tasks = sorted(
+        ({"play": play, "task": task, "seconds": round(max(t) - min(t), 2)} for (play, task), t in spans.items()),
+        key=lambda t: -t["seconds"],
+    )
+    hosts = sorted(set().union(*(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark"))))
+    return {
+        "playbook": name,
+        "status": runner.status,
+        "rc": runner.rc,
+        "seconds": round(wall, 1),
+        "hosts": len(hosts),
+        "changed": sum(stats.get("changed", {}).values()),
+        "failed": sum(stats.get("failures", {}).values()) + sum(stats.get("dark", {}).values()),
+        "tasks": tasks,
+    }
+
+
+def _stamp(value: str) -> float:
+    return dt.datetime.fromisoformat(value).timestamp()
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line)
+    versions = subprocess.run(["ansible", "--version"], capture_output=True, text=True, check=False).stdout
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "ansible": versions.splitlines()[0] if versions else "unknown",
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {m['date']} on {m['cpus']} CPUs, {m['memory_gib']} GiB, Linux {m['kernel']}, "
+        f"Python {m['python']}, {m['ansible']}; the local lab (containers on one machine).",
+        f"Written by `bench/playbook_bench.py`; the numbers are in `{Path(results['json']).name}`.",
+        "",
+        "## Playbook speed",
+        "",
+        "| run | playbook | hosts | wall s | changed | failed | goal |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in results["runs"]:
+        goal = ""
+        if r["label"].startswith("no-op"):
+            goal = f"< {NOOP_GOAL_S} s: {'met' if r['seconds'] < NOOP_GOAL_S else 'not met'}"
+        cells = [r["label"], r["playbook"], r["hosts"], r["seconds"], r["changed"], r["failed"], goal]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if results.get("cold_total"):
+        total = results["cold_total"]
+        met = "met" if total < COLD_GOAL_S else "not met"
+        lines += ["", f"Cold lab (containers, then phase 0), artifact cache warm: {total:.0f} s "
+                  f"(goal < {COLD_GOAL_S} s: {met})."]  # fmt: skip
+    slow = results.get("slowest", [])
+    if slow:
+        lines += ["", f"## The {len(slow)} slowest tasks of the no-op `site.yml`", "",
+                  "| seconds | play | task |", "|---:|---|---|"]  # fmt: skip
+        lines += [f"| {t['seconds']} | {t['play']} | {t['task']} |" for t in slow]
+    lines += [
+        "",
+        "## Not measured here",
+        "",
+        "Proxy overhead (direct vs 1 and 3 proxies, cassandra-stress) and the phase switch under load",
+        "need the ZDM proxy binary, which cannot be fetched on this machine. Migration throughput is",
+        "`bench/migration_bench.py`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    args = parse_args()
+    runs: list[dict[str, Any]] = []
+    cold_total = 0.0
+
+    def record(label: str, result: dict[str, Any]) -> dict[str, Any]:
+        result["label"] = label
+        runs.append(result)
+        print(f"{label:32} {result['playbook']:10} {result['seconds']:8.1f} s  changed={result['changed']} "
+              f"failed={result['failed']} status={result['status']}", flush=True)  # fmt: skip
+        return result
+
+    if args.cold:
+        record("remove the lab", run_playbook("lab.yml", args.inventory, {"lab_state": "absent"}))
+        cold_total += record("cold: containers", run_playbook("lab.yml", args.inventory))["seconds"]
+        cold_total += record("cold: phase 0", run_playbook("site.yml", args.inventory))["seconds"]
+    noop: list[dict[str, Any]] = []
+    for i in range(args.reruns):
+        noop.append(record(f"no-op {i + 1}", run_playbook("site.yml", args.inventory)))
+    if args.compare_pipelining:
+        for value in ("False", "True"):
+            result = run_playbook("site.yml", args.inventory, env={"ANSIBLE_PIPELINING": value})
+            noop.append(record(f"no-op, pipelining {value.lower()}", result))
+    failed = [r for r in runs if r["status"] != "successful" and r["label"] != "remove the lab"]
+    fastest = min(noop, key=lambda r: r["seconds"]) if noop else None
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results = {
+        "machine": machine(),
+        "runs": [{k: v for k, v in r.items() if k != "tasks"} for r in runs],
+        "cold_total": cold_total,
+        "slowest": fastest["tasks"][: args.slowest] if fastest else [],
+        "json": str(out.with_suffix(".json")),
+    }
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    out.write_text(render(results), encoding="utf-8")
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
