@@ -173,7 +173,7 @@ def main() -> int:
         "runs": [{k: v for k, v in r.items() if k != "tasks"} for r in runs],
         "cold_total": cold_total,
         "slowest": fastest["tasks"][: args.slowest] if fastest else [],
-        "json": str(out.with_suffix(".json")),
+        "json": out.with_suffix(".json").name,
     }
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     out.write_text(render(results), encoding="utf-8")
