@@ -38,6 +38,8 @@ def test_manifest_entries_are_complete_and_pinned():
         assert entry["verify"], f"{entry['name']}: nothing verifies it"
         if entry["source"]["kind"] in ("maven", "maven-assembly"):
             assert len(entry["verify"].get("sha256") or "") == 64, entry["name"]
+        if entry["source"]["kind"].endswith("-source"):
+            assert len(entry["source"].get("sha256") or "") == 64, entry["name"]
         assert set(entry["needed_by"]) <= {"lab", "test"}
 
 
@@ -113,3 +115,35 @@ def test_clean_partials_removes_leftovers_of_a_killed_run(tmp_path):
     (tmp_path / ".partial-cassandra-abc" / "lib.jar").write_bytes(b"x")
     f.clean_partials(tmp_path)
     assert not (tmp_path / ".partial-cassandra-abc").exists()
+
+
+def test_source_archive_with_another_digest_is_refused_before_use(tmp_path, monkeypatch):
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "thing-1.0-src.tar.gz").write_bytes(b"not the released archive")
+    monkeypatch.setenv("ZDMKIT_SOURCES", str(sources))
+    entry = _entry(source={"kind": "go-source", "archive": "thing-1.0-src.tar.gz", "sha256": "0" * 64,
+                           "goproxy": [], "package": "./cmd"})
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with pytest.raises(f.ArtifactError, match=r"thing-1.0-src.tar.gz: sha256 [0-9a-f]{64}, expected 0{64}"):
+        f.fetch(entry, cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_missing_sources_folder_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZDMKIT_SOURCES", str(tmp_path / "nowhere"))
+    entry = _entry(source={"kind": "go-source", "archive": "thing-1.0-src.tar.gz", "sha256": "0" * 64,
+                           "goproxy": [], "package": "./cmd"})
+    with pytest.raises(f.ArtifactError, match="set ZDMKIT_SOURCES to the folder"):
+        f.fetch(entry, tmp_path)
+
+
+def test_reproducible_go_build_with_another_digest_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(f, "go_version", lambda: "go1.99.0")
+    monkeypatch.setattr(f, "_produce", _producing(b"rebuilt"))
+    entry = _entry(verify={"sha256_by_go_version": {"go1.99.0": "0" * 64}})
+    with pytest.raises(f.ArtifactError, match=r"built with go1\.99\.0: sha256"):
+        f.fetch(entry, tmp_path)
+    other = _entry(verify={"sha256_by_go_version": {"go1.1.0": "0" * 64}})
+    assert "no reference digest for go1.99.0" in f.fetch(other, tmp_path).detail

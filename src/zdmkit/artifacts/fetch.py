@@ -56,6 +56,15 @@ def cache_dir() -> Path:
     return base / "zdmkit" / "artifacts"
 
 
+def sources_dir() -> Path:
+    """Released third-party sources for machines that cannot download them: $ZDMKIT_SOURCES,
+    else ``../shared/sources`` beside the project checkout."""
+    configured = os.environ.get("ZDMKIT_SOURCES")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return (Path(__file__).resolve().parents[3] / ".." / "shared" / "sources").resolve()
+
+
 def load_manifest(path: Path = MANIFEST) -> list[dict[str, Any]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     entries = data["artifacts"]
@@ -71,12 +80,10 @@ def describe_source(entry: dict[str, Any]) -> str:
     kind = src["kind"]
     if kind in ("maven", "maven-assembly"):
         return f"Maven Central {src['coordinates']}"
-    if kind == "go-install":
-        return f"Go module proxy {src['package']}@{src['commit']}"
-    if kind == "go-build":
-        return f"Go module proxy {src['module']}@{src['ref']}"
     if kind == "pip-wheels":
         return f"PyPI {' '.join(src['requirements'])}"
+    if kind == "go-source":
+        return f"source archive {src['archive']} in {sources_dir()}"
     return kind
 
 
@@ -135,10 +142,8 @@ def _produce(entry: dict[str, Any], scratch: Path) -> Path:
     if kind == "maven-assembly":
         builder = {"cassandra": cassandra_dist, "dsbulk": dsbulk_dist}[src["builder"]]
         return builder.build_distribution(entry["version"], scratch / name, scratch / "work")
-    if kind == "go-install":
-        return _go_install(entry, scratch)
-    if kind == "go-build":
-        return _go_build(entry, scratch)
+    if kind == "go-source":
+        return _go_source(entry, scratch)
     if kind == "pip-wheels":
         out = scratch / name
         _run(
@@ -188,39 +193,40 @@ def _go_env(scratch: Path) -> dict[str, str]:
     return env
 
 
-def _go_install(entry: dict[str, Any], scratch: Path) -> Path:
-    src = entry["source"]
-    spec = f"{src['package']}@{src['commit']}"
-    _run(["go", "install", spec], f"go install {spec}", env=_go_env(scratch))
-    (built,) = (scratch / "bin").iterdir()
-    final = scratch / Path(entry["file"]).name
-    built.rename(final)
-    return final
+def unpack_verified_source(src: dict[str, Any], scratch: Path) -> Path:
+    """Unpack a source archive of the sources folder after checking its sha256; return its top directory."""
+    archive = sources_dir() / src["archive"]
+    if not archive.is_file():
+        raise RuntimeError(f"{archive} is missing (set ZDMKIT_SOURCES to the folder that holds {src['archive']})")
+    digest = sha256_of(archive)
+    if digest != src["sha256"]:
+        raise RuntimeError(f"{archive.name}: sha256 {digest}, expected {src['sha256']}")
+    work = scratch / "src"
+    work.mkdir()
+    shutil.unpack_archive(archive, work)
+    tops = [p for p in work.iterdir() if p.is_dir()]
+    if len(tops) != 1:
+        raise RuntimeError(f"{archive.name}: expected one top directory, found {[p.name for p in tops]}")
+    return tops[0]
 
 
-def _go_build(entry: dict[str, Any], scratch: Path) -> Path:
+def go_version() -> str:
+    return _run(["go", "env", "GOVERSION"], "go env GOVERSION").strip()
+
+
+def _go_source(entry: dict[str, Any], scratch: Path) -> Path:
+    """`go build` of a released source archive: modules come from an on-disk module proxy in
+    the sources folder first (those the Go module proxy refuses), then the usual GOPROXY."""
     src = entry["source"]
-    spec = f"{src['module']}@{src['ref']}"
+    top = unpack_verified_source(src, scratch)
     env = _go_env(scratch)
-    out = _run(["go", "mod", "download", "-json", spec], f"go mod download {spec}", env=env)
-    module_dir = Path(json.loads(out)["Dir"])
-    build = scratch / "src"
-    shutil.copytree(module_dir, build)
-    for path in build.rglob("*"):
-        path.chmod(path.stat().st_mode | 0o200)
-    _run(
-        ["go", "build", "-o", str(scratch / "bin" / "grafana"), src["package"]],
-        f"go build {src['package']} of {spec}",
-        env=env,
-        cwd=build,
-    )
-    top = scratch / f"{src['module'].rsplit('/', 1)[-1]}-{entry['version']}"
-    (top / "bin").mkdir(parents=True)
-    shutil.move(str(scratch / "bin" / "grafana"), top / "bin" / "grafana")
-    for sub in ("conf", "public"):
-        if (build / sub).is_dir():
-            shutil.copytree(build / sub, top / sub)
-    return cassandra_dist.write_deterministic_tar(top, top.name, scratch / Path(entry["file"]).name)
+    upstream = _run(["go", "env", "GOPROXY"], "go env GOPROXY").strip() or "https://proxy.golang.org,direct"
+    chain = [f"file://{sources_dir() / d}" for d in src.get("goproxy", [])]
+    env.update({"GOPROXY": ",".join([*chain, upstream]), "GOFLAGS": "-buildvcs=false -mod=readonly"})
+    final = scratch / Path(entry["file"]).name
+    _run(["go", "build", "-trimpath", "-o", str(final), src["package"]], f"go build {src['package']} of "
+         f"{src['archive']}", env=env, cwd=top)
+    return final
 
 
 def reported_version(entry: dict[str, Any], path: Path) -> str:
@@ -254,6 +260,15 @@ def verify(entry: dict[str, Any], path: Path) -> dict[str, str]:
             wrong = sorted(set(found.items()) ^ set(expected.items()))
             raise RuntimeError(f"files or sha256 differ from the manifest: {wrong[:3]}")
         verified["sha256_files"] = str(len(found))
+    by_go = checks.get("sha256_by_go_version") or {}
+    if path.is_file() and by_go:
+        toolchain = go_version()
+        if toolchain in by_go and by_go[toolchain] != verified["sha256"]:
+            raise RuntimeError(
+                f"built with {toolchain}: sha256 {verified['sha256']}, expected {by_go[toolchain]} "
+                "(the build is reproducible)"
+            )
+        verified["reproduced"] = "yes" if toolchain in by_go else f"no reference digest for {toolchain}"
     if checks.get("reported_version"):
         got = reported_version(entry, path)
         if got != checks["reported_version"]:
