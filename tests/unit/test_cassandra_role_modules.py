@@ -1,7 +1,7 @@
-"""Pure parts of the cassandra role's modules: CQL splitting, classification and rendering.
+"""Pure parts of the CQL modules: CQL splitting, classification and rendering.
 
 The modules import their shared code as ``ansible.module_utils.cassandra_client`` (Ansible
-ships it to the node that way); here it is registered under that name from the role's file.
+ships it to the node that way); here it is registered under that name from the project's file.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "cassandra"
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = ROOT / "roles" / "cassandra"
 
 
 def _load(name: str, path: Path):
@@ -25,10 +26,10 @@ def _load(name: str, path: Path):
     return module
 
 
-client = _load("ansible.module_utils.cassandra_client", ROLE / "module_utils" / "cassandra_client.py")
+client = _load("ansible.module_utils.cassandra_client", ROOT / "module_utils" / "cassandra_client.py")
 schema = _load("cassandra_schema_module", ROLE / "library" / "cassandra_schema.py")
 auth = _load("cassandra_auth_module", ROLE / "library" / "cassandra_auth.py")
-query = _load("cassandra_query_module", ROLE / "library" / "cassandra_query.py")
+query = _load("cassandra_query_module", ROOT / "library" / "cassandra_query.py")
 
 
 class TestQuoting:
