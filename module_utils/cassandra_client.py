@@ -36,6 +36,7 @@ CONNECTION_ARGS = dict(
     ssl_ca_file=dict(type="path"),
     ssl_cert_file=dict(type="path"),
     ssl_key_file=dict(type="path", no_log=False),
+    secure_connect_bundle=dict(type="path"),
 )
 
 CONNECTION_DOC = r"""
@@ -85,6 +86,9 @@ CONNECTION_DOC = r"""
     type: path
   ssl_key_file:
     description: Private key (PEM) of O(ssl_cert_file) when it is in a file of its own.
+    type: path
+  secure_connect_bundle:
+    description: An Astra DB secure connect bundle; replaces O(hosts), O(port) and the TLS options.
     type: path
 """
 
@@ -141,14 +145,17 @@ def open_session(params, user, password, consistency="LOCAL_QUORUM", hosts=None,
     )
     if row_factory is not None:
         profile.row_factory = row_factory
+    if params.get("secure_connect_bundle"):
+        # The bundle names the nodes and carries the TLS material.
+        endpoint = {"cloud": {"secure_connect_bundle": params["secure_connect_bundle"]}}
+    else:
+        endpoint = {"contact_points": hosts, "port": params["port"], "ssl_context": ssl_context(params)}
     cluster = Cluster(
-        contact_points=hosts,
-        port=params["port"],
         auth_provider=PlainTextAuthProvider(username=user, password=password),
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=params["connect_timeout"],
         control_connection_timeout=params["connect_timeout"],
-        ssl_context=ssl_context(params),
+        **endpoint,
     )
     try:
         session = cluster.connect()
