@@ -9,6 +9,8 @@ description:
   - C(zdm_phase) returns what a phase means for the proxy and the demo application.
   - C(zdm_phase_transition) checks a move from the recorded phase to a desired one and returns
     its kind (C(forward), C(rerun), C(rollback)); it fails with a message naming the variable to set.
+  - C(zdm_phase_drift) lists what the proxies and applications run that belongs neither to the
+    recorded phase nor to the phase being moved to.
 """
 
 EXAMPLES = r"""
@@ -27,18 +29,24 @@ from ansible.errors import AnsibleFilterError
 # where no proxy serves the application.
 PHASES: dict[int, dict] = {
     0: {"primary_cluster": None, "read_mode": None, "app_mode": "CASSANDRA", "proxy": False,
+        "writer_prefix": "ModeCassandra_",
         "description": "before the migration: the application uses Origin directly"},
     1: {"primary_cluster": "ORIGIN", "read_mode": "PRIMARY_ONLY", "app_mode": "ZDM_PROXY", "proxy": True,
-        "description": "dual writes through the proxy; reads from Origin"},
+        "writer_prefix": "ModeProxy_", "description": "dual writes through the proxy; reads from Origin"},
     2: {"primary_cluster": "ORIGIN", "read_mode": "PRIMARY_ONLY", "app_mode": "ZDM_PROXY", "proxy": True,
-        "description": "existing data copied to Target and validated"},
+        "writer_prefix": "ModeProxy_", "description": "existing data copied to Target and validated"},
     3: {"primary_cluster": "ORIGIN", "read_mode": "DUAL_ASYNC_ON_SECONDARY", "app_mode": "ZDM_PROXY",
-        "proxy": True, "description": "reads also sent asynchronously to Target (optional phase)"},
+        "proxy": True, "writer_prefix": "ModeProxy_",
+        "description": "reads also sent asynchronously to Target (optional phase)"},
     4: {"primary_cluster": "TARGET", "read_mode": "PRIMARY_ONLY", "app_mode": "ZDM_PROXY", "proxy": True,
+        "writer_prefix": "ModeProxy_",
         "description": "Target is the source of truth; Origin still receives every write"},
     5: {"primary_cluster": None, "read_mode": None, "app_mode": "TARGET", "proxy": False,
+        "writer_prefix": "ModeTarget_",
         "description": "the application uses Target directly; Origin no longer receives writes"},
 }
+# Application modes that mean the same connection (Origin directly; Target directly).
+_APP_MODE_ALIASES = {"ORIGIN": "CASSANDRA", "ASTRA_DB": "TARGET"}
 LAST_REVERSIBLE = 4
 
 
@@ -102,6 +110,52 @@ def zdm_phase_transition(current, desired, validation=None, force_reason: str = 
     return {"kind": "forward", "from": cur, "to": want}
 
 
+def _proxy_state(phase: int) -> str:
+    settings = PHASES[phase]
+    if not settings["proxy"]:
+        return "not running"
+    return f"primary {settings['primary_cluster']}, read mode {settings['read_mode']}"
+
+
+def _observed_proxy_state(proxy: dict) -> str:
+    if not proxy.get("running"):
+        return "not running"
+    primary, read_mode = (str(proxy.get(key) or "?").upper() for key in ("primary_cluster", "read_mode"))
+    return f"primary {primary}, read mode {read_mode}"
+
+
+def zdm_phase_drift(observed: dict, recorded, desired) -> list[str]:
+    """What the proxies and the applications run that belongs to neither the recorded phase nor
+    the phase being moved to (a move interrupted half-way leaves some instances at each).
+
+    ``observed`` is ``{"proxies": [{host, installed, running, primary_cluster, read_mode}],
+    "apps": [{host, installed, mode}]}``; returns one line per disagreement (empty when everything
+    agrees). A host where nothing is installed yet runs nothing that disagrees: applying the phase
+    installs it.
+    """
+    allowed = sorted({_phase_number(recorded, "the recorded phase"), _phase_number(desired, "zdm_target_phase")})
+    where = f"phase {allowed[0]}" + (f" or phase {allowed[1]}" if len(allowed) > 1 else "")
+    problems = []
+    proxy_states = {_proxy_state(p) for p in allowed}
+    for proxy in (observed or {}).get("proxies", []):
+        if not proxy.get("installed", True):
+            continue
+        state = _observed_proxy_state(proxy)
+        if state not in proxy_states:
+            problems.append(f"proxy {proxy.get('host')} runs {state}; {where} has "
+                            + " or ".join(sorted(proxy_states)))
+    app_modes = {PHASES[p]["app_mode"] for p in allowed}
+    for app in (observed or {}).get("apps", []):
+        if not app.get("installed", True):
+            continue
+        mode = str(app.get("mode") or "").upper()
+        if _APP_MODE_ALIASES.get(mode, mode) not in app_modes:
+            problems.append(f"application {app.get('host')} runs in mode {mode or 'unknown (not answering)'}; "
+                            f"{where} has " + " or ".join(sorted(app_modes)))
+    return problems
+
+
 class FilterModule:
     def filters(self):
-        return {"zdm_phase": zdm_phase, "zdm_phase_transition": zdm_phase_transition}
+        return {"zdm_phase": zdm_phase, "zdm_phase_transition": zdm_phase_transition,
+                "zdm_phase_drift": zdm_phase_drift}

@@ -9,7 +9,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "filter_plugins"))
-from zdm_phases import zdm_phase, zdm_phase_transition
+from zdm_phases import zdm_phase, zdm_phase_drift, zdm_phase_transition
 
 PASSED = {"status": "passed", "missing": 0, "mismatch": 0}
 
@@ -81,3 +81,45 @@ def test_nothing_leaves_phase_5(want):
 def test_rollback_to_phase_0_is_refused():
     with pytest.raises(AnsibleFilterError, match="teardown"):
         zdm_phase_transition(2, 0)
+
+
+def _proxy(host, primary=None, read_mode=None, running=True):
+    return {"host": host, "running": running, "primary_cluster": primary, "read_mode": read_mode}
+
+
+def test_no_drift_when_everything_runs_the_recorded_phase():
+    observed = {"proxies": [_proxy(f"p{i}", "ORIGIN", "PRIMARY_ONLY") for i in (1, 2, 3)],
+                "apps": [{"host": "app", "mode": "ZDM_PROXY"}]}
+    assert zdm_phase_drift(observed, 1, 3) == []
+
+
+def test_an_interrupted_roll_is_no_drift():
+    observed = {"proxies": [_proxy("p1", "ORIGIN", "DUAL_ASYNC_ON_SECONDARY"), _proxy("p2", "ORIGIN", "PRIMARY_ONLY")],
+                "apps": [{"host": "app", "mode": "ZDM_PROXY"}]}
+    assert zdm_phase_drift(observed, 2, 3) == []
+
+
+def test_a_proxy_changed_by_hand_is_drift():
+    observed = {"proxies": [_proxy("p1", "TARGET", "PRIMARY_ONLY")], "apps": [{"host": "app", "mode": "ZDM_PROXY"}]}
+    (problem,) = zdm_phase_drift(observed, 1, 2)
+    assert problem.startswith("proxy p1 runs primary TARGET, read mode PRIMARY_ONLY; phase 1 or phase 2 has")
+
+
+def test_phase_0_and_5_expect_no_proxy_running_and_the_app_on_a_cluster():
+    assert zdm_phase_drift({"proxies": [_proxy("p1", running=False)], "apps": [{"host": "a", "mode": "ORIGIN"}]},
+                           0, 1) == []
+    assert zdm_phase_drift({"proxies": [_proxy("p1", running=False)], "apps": [{"host": "a", "mode": "ASTRA_DB"}]},
+                           5, 5) == []
+    problems = zdm_phase_drift({"proxies": [], "apps": [{"host": "a", "mode": "CASSANDRA"}]}, 4, 5)
+    assert problems == ["application a runs in mode CASSANDRA; phase 4 or phase 5 has TARGET or ZDM_PROXY"]
+
+
+def test_an_app_that_does_not_answer_is_drift():
+    (problem,) = zdm_phase_drift({"proxies": [], "apps": [{"host": "a", "mode": ""}]}, 1, 1)
+    assert "unknown (not answering)" in problem
+
+
+def test_hosts_where_nothing_is_installed_yet_are_no_drift():
+    observed = {"proxies": [{"host": "p1", "installed": False, "running": False}],
+                "apps": [{"host": "a", "installed": False, "mode": ""}]}
+    assert zdm_phase_drift(observed, 3, 3) == []

@@ -53,7 +53,8 @@ CHARTS: tuple[Chart, ...] = (
                 "demo app",
                 f'sum by (route) (rate(zdmkit_demo_app_requests_total{{route!~"/metrics|/healthz"}}{RATE}))',
             ),
-            Query("through the proxies", f"sum(rate(zdm_proxy_request_duration_seconds_count{RATE}))"),
+            # zero, not a gap, once the proxies are stopped (phase 5)
+            Query("through the proxies", f"sum(rate(zdm_proxy_request_duration_seconds_count{RATE})) or vector(0)"),
         ),
     ),
     Chart(
@@ -254,7 +255,13 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             series += found
             if not found:
                 empty.append(q.label)
-        entry = {"series": {s.name: len(s.times) for s in series}, "no_data": empty, "image": None}
+        entry = {
+            "series": {s.name: len(s.times) for s in series},
+            "peak": {s.name: max(s.values) for s in series},
+            "last": {s.name: s.values[-1] for s in series},
+            "no_data": empty,
+            "image": None,
+        }
         title = f"<h2>{html.escape(chart.title)}</h2>"
         if series:
             image = f"{chart.slug}.png"

@@ -1,0 +1,307 @@
+"""The lab story's shared pieces: the inventory's hosts, playbook runs, the hosts' units,
+the writer's journal, CQL sessions on each cluster and through the proxies.
+
+The story runs in file order (``pytest tests/integration/lab``): each module leaves the
+migration in the phase the next one starts from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+INVENTORY = os.environ.get("ZDMKIT_TEST_INVENTORY", "")
+REQUIRED = os.environ.get("ZDMKIT_REQUIRE_INTEGRATION") == "1"
+USER, PASSWORD = "cassandra", "cassandra"  # the lab's superuser, as the public lab uses it
+JOURNAL = "/var/lib/zdmkit-writer/journal.jsonl"
+
+
+def pytest_collection_modifyitems(items):
+    """Keep the story's order: files by name, tests as written."""
+    items.sort(key=lambda item: (Path(str(item.fspath)).name,))
+
+
+@dataclass
+class Lab:
+    inventory: str
+    groups: dict[str, list[str]]
+    address: dict[str, str]
+    state_dir: Path
+    marks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def origin(self) -> str:
+        return self.groups["origin"][0]
+
+    @property
+    def target(self) -> str:
+        return self.groups["target"][0]
+
+    @property
+    def proxies(self) -> list[str]:
+        return self.groups["proxies"]
+
+    @property
+    def client(self) -> str:
+        return self.groups["clients"][0]
+
+    @property
+    def monitoring(self) -> str:
+        return self.groups["monitoring"][0]
+
+    @property
+    def app_url(self) -> str:
+        return f"http://{self.address[self.client]}:8000"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.address[self.monitoring]}:9090"
+
+    def hosts(self) -> list[str]:
+        return sorted({h for g in self.groups.values() for h in g})
+
+
+def _need(condition: bool, message: str) -> None:
+    if condition:
+        return
+    if REQUIRED:
+        pytest.fail(f"{message} (ZDMKIT_REQUIRE_INTEGRATION=1)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    _need(bool(INVENTORY), "ZDMKIT_TEST_INVENTORY names no inventory")
+    listing = subprocess.run(
+        ["ansible-inventory", "-i", INVENTORY, "--list"], capture_output=True, text=True, check=True
+    ).stdout
+    data = json.loads(listing)
+    groups = {g: data.get(g, {}).get("hosts", []) for g in ("origin", "target", "proxies", "monitoring", "clients")}
+    assert all(groups.values()), groups
+    hostvars = data["_meta"]["hostvars"]
+    address = {h: hostvars[h]["service_address"] for g in groups.values() for h in g}
+    inventory = Path(INVENTORY)
+    state_dir = (inventory if inventory.is_dir() else inventory.parent) / "state"
+    return Lab(INVENTORY, groups, address, state_dir)
+
+
+def playbook(lab: Lab, name: str, *args: str, extra: dict | None = None, timeout: int = 1800,
+             env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                   "ANSIBLE_FORCE_COLOR": "0", **(env or {})}
+    for var in ("ANSIBLE_ROLES_PATH", "ANSIBLE_FILTER_PLUGINS", "ANSIBLE_LIBRARY", "ANSIBLE_MODULE_UTILS"):
+        environment.pop(var, None)  # the project's own configuration
+    path = ROOT / name if "/" in name else ROOT / "playbooks" / name
+    command = ["ansible-playbook", "-i", lab.inventory, str(path), *args]
+    if extra:
+        command += ["-e", json.dumps(extra)]
+    run = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout,
+                         check=False)
+    # The YAML callback folds long lines: tests read the output with its whitespace joined.
+    run.text = " ".join(run.stdout.split())
+    return run
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    counts = {}
+    for host, rest in re.findall(r"^(\S+)\s+: (ok=.*)$", output, flags=re.M):
+        counts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
+    return counts
+
+
+def changed_hosts(output: str) -> dict[str, int]:
+    return {host: c["changed"] for host, c in recap(output).items() if c.get("changed")}
+
+
+def docker_exec(host: str, *command: str, check: bool = True) -> str:
+    run = subprocess.run(["docker", "exec", host, *command], capture_output=True, text=True, check=False)
+    if check and run.returncode != 0:
+        raise AssertionError(f"{host}: {' '.join(command)} exited {run.returncode}: {run.stderr[-2000:]}")
+    return run.stdout
+
+
+def unit_starts(lab: Lab, units: dict[str, list[str]]) -> dict[str, str]:
+    """Start time and main PID of each running unit, per host: {host/unit: 'monotonic/pid'}."""
+    starts = {}
+    for host, names in units.items():
+        out = docker_exec(host, "systemctl", "show", "-p", "Id,ActiveEnterTimestampMonotonic,MainPID", *names)
+        for block in out.strip().split("\n\n"):
+            fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            if fields.get("MainPID", "0") != "0":
+                starts[f"{host}/{fields['Id']}"] = f"{fields['ActiveEnterTimestampMonotonic']}/{fields['MainPID']}"
+    return starts
+
+
+def lab_units(lab: Lab) -> dict[str, list[str]]:
+    units = {h: ["prometheus-node-exporter.service"] for h in lab.hosts()}
+    for host in lab.groups["origin"] + lab.groups["target"]:
+        units[host].append("cassandra.service")
+    for host in lab.proxies:
+        units[host].append("zdm-proxy.service")
+    units[lab.monitoring] += ["prometheus.service", "prometheus-blackbox-exporter.service"]
+    units[lab.client] += ["zdmkit-demo-app.service"]
+    return units
+
+
+def journal(lab: Lab) -> list[dict]:
+    text = docker_exec(lab.client, "sh", "-c", f"cat {JOURNAL} 2>/dev/null || true")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+
+
+def attempts_between(entries: list[dict], start: str, end: str | None = None) -> list[dict]:
+    return [e for e in entries if e["ts"] >= start and (end is None or e["ts"] <= end)]
+
+
+def failures(entries: list[dict]) -> list[dict]:
+    return [e for e in entries if not 200 <= int(e.get("code") or 0) < 300]
+
+
+@contextlib.contextmanager
+def cql(*hosts: str, port: int = 9042, pin: bool = False, **options) -> Iterator:
+    """A session on the given contact points (pinned to the first one with ``pin``)."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    profiles = {}
+    if pin:
+        profiles[EXEC_PROFILE_DEFAULT] = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(hosts[:1]))
+    cluster = Cluster(list(hosts), port=port, auth_provider=PlainTextAuthProvider(USER, PASSWORD),
+                      execution_profiles=profiles, **options)
+    try:
+        yield cluster.connect()
+    finally:
+        cluster.shutdown()
+
+
+def writer_rows(lab: Lab, host: str, user: str = "writer") -> set[str]:
+    with cql(lab.address[host]) as session:
+        rows = session.execute("SELECT status FROM zdmapp.user_status WHERE user = %s", (user,))
+        return {row.status for row in rows}
+
+
+def wait_until(predicate, timeout: float, interval: float = 1.0, what: str = "the condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def prometheus(lab: Lab, query: str) -> list[dict]:
+    import httpx
+
+    answer = httpx.get(f"{lab.prometheus_url}/api/v1/query", params={"query": query}, timeout=10).json()
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def readiness(lab: Lab, proxy: str) -> tuple[int, dict]:
+    import httpx
+
+    try:
+        answer = httpx.get(f"http://{lab.address[proxy]}:14001/health/readiness", timeout=5)
+    except httpx.HTTPError as exc:
+        return 0, {"error": type(exc).__name__}
+    return answer.status_code, answer.json() if answer.content else {}
+
+
+def report(title: str, **counts) -> None:
+    """Counts in the test output (pytest -s shows them; -rA keeps them with the result)."""
+    print(f"\n[lab] {title}: " + ", ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+
+
+class ClientLoad:
+    """A cassandra-driver client left at its defaults except that its statements are prepared
+    and marked idempotent (so the driver may retry them on another host): alternating INSERT and
+    SELECT of its own rows through the given contact points, at a bounded rate, until stopped or
+    ``max_seconds`` passed. Counts every operation and every error the client saw."""
+
+    def __init__(self, hosts: list[str], rate: float = 50.0, max_seconds: float = 600.0, user: str | None = None,
+                 port: int = 9042, **cluster_options) -> None:
+        import threading
+        import uuid
+
+        self.hosts, self.rate, self.max_seconds, self.port = hosts, rate, max_seconds, port
+        self.user = user or f"load{uuid.uuid4().hex[:8]}"
+        self.options = cluster_options
+        self.ops = self.errors = 0
+        self.error_kinds: dict[str, int] = {}
+        self.written: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+
+    def __enter__(self) -> ClientLoad:
+        self._thread.start()
+        if not self._ready.wait(60):
+            raise AssertionError("the client load could not connect within 60 s")
+        if self._failure:
+            raise self._failure
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=120)
+
+    def _run(self) -> None:
+        import datetime as dt
+
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import Cluster
+
+        try:
+            cluster = Cluster(self.hosts, port=self.port, auth_provider=PlainTextAuthProvider(USER, PASSWORD),
+                              **self.options)
+            session = cluster.connect()
+            insert = session.prepare("INSERT INTO zdmapp.user_status (user, when, status) VALUES (?, ?, ?)")
+            select = session.prepare("SELECT status FROM zdmapp.user_status WHERE user = ? LIMIT 1")
+            insert.is_idempotent = select.is_idempotent = True
+        except BaseException as exc:  # reported to the test by __enter__
+            self._failure = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        started = time.monotonic()
+        interval = 1.0 / self.rate
+        seq = 0
+        try:
+            while not self._stop.is_set() and time.monotonic() - started < self.max_seconds:
+                seq += 1
+                try:
+                    if seq % 2:
+                        status = f"load_{seq:07d}"
+                        when = dt.datetime(2030, 1, 1) + dt.timedelta(milliseconds=seq)
+                        session.execute(insert, (self.user, when, status), timeout=20)
+                        self.written.append(status)
+                    else:
+                        session.execute(select, (self.user,), timeout=20)
+                except Exception as exc:  # the client saw an error: that is what is counted
+                    self.errors += 1
+                    kind = type(exc).__name__
+                    self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+                self.ops += 1
+                self._stop.wait(interval)
+        finally:
+            cluster.shutdown()

@@ -1,0 +1,122 @@
+"""Phase 1 under the writer's traffic: the three proxies deployed, the demo application moved
+onto them with zero failed requests, every write now landing on both clusters."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+
+import httpx
+from conftest import (
+    attempts_between,
+    changed_hosts,
+    cql,
+    docker_exec,
+    failures,
+    journal,
+    playbook,
+    prometheus,
+    readiness,
+    report,
+    unit_starts,
+    utc_now,
+    wait_until,
+)
+
+
+def test_phase_1_moves_the_application_onto_the_proxies_with_no_failed_request(lab):
+    start = utc_now()
+    run = playbook(lab, "phase1.yml")
+    assert run.returncode == 0, run.stdout[-4000:]
+    time.sleep(3)  # the writer's next attempts go through the proxies
+    window = attempts_between(journal(lab), start)
+    report("phase 1 switch", attempts=len(window), failed=len(failures(window)))
+    assert len(window) >= 20 * 30, "the writer kept its rate of 20 writes/s during the switch"
+    assert failures(window) == []
+    lab.marks["phase1"] = start
+
+
+def test_the_writer_follows_the_phase_with_its_prefix(lab):
+    time.sleep(2)
+    latest = journal(lab)[-20:]
+    assert all(e["status"].startswith("ModeProxy_") for e in latest), [e["status"] for e in latest]
+
+
+def test_every_proxy_is_ready_and_exports_its_metrics(lab):
+    for proxy in lab.proxies:
+        code, body = readiness(lab, proxy)
+        sides = [body.get(side, {}).get("Status") for side in ("OriginStatus", "TargetStatus")]
+        assert (code, body.get("Status"), sides) == (200, "UP", ["UP", "UP"]), (proxy, body)
+        metrics = httpx.get(f"http://{lab.address[proxy]}:14001/metrics", timeout=5).text
+        assert re.search(r"^zdm_proxy_request_duration_seconds_bucket\{", metrics, flags=re.M), proxy
+        assert re.search(r"^zdm_client_connections_total [1-9]", metrics, flags=re.M), f"{proxy} serves no client"
+
+
+def test_prometheus_scrapes_the_three_proxies(lab):
+    def all_up():
+        return len([r for r in prometheus(lab, 'up{job="zdm-proxy"} == 1')]) == 3
+
+    wait_until(all_up, 60, 3, "three zdm-proxy targets up in Prometheus")
+    instances = sorted(r["metric"]["instance"] for r in prometheus(lab, 'up{job="zdm-proxy"}'))
+    assert instances == sorted(lab.proxies)
+
+
+def test_a_post_lands_on_both_clusters(lab):
+    user = f"phase1{uuid.uuid4().hex[:6]}"
+    answer = httpx.post(f"{lab.app_url}/status/{user}/DualWritten", timeout=30)
+    assert answer.status_code == 200, answer.text
+    for host in (lab.origin, lab.target):
+        with cql(lab.address[host]) as session:
+            rows = list(session.execute("SELECT status FROM zdmapp.user_status WHERE user = %s", (user,)))
+        assert [r.status for r in rows] == ["DualWritten"], host
+
+
+def test_a_driver_at_its_defaults_writes_through_the_proxies_to_both_clusters(lab):
+    # Protocol v5 is blocked on the proxies: the driver settles on v4 by itself.
+    user = f"driver{uuid.uuid4().hex[:6]}"
+    with cql(*[lab.address[p] for p in lab.proxies]) as session:
+        session.execute("INSERT INTO zdmapp.user_status (user, when, status) VALUES (%s, toTimestamp(now()), 'x')",
+                        (user,))
+        assert session.cluster.protocol_version == 4
+    with cql(lab.address[lab.proxies[0]], pin=True) as session:
+        peers = {str(r.rpc_address) for r in session.execute("SELECT rpc_address FROM system.peers")}
+        local = session.execute("SELECT rpc_address FROM system.local").one()
+    assert peers | {str(local.rpc_address)} == {lab.address[p] for p in lab.proxies}, "the topology is the proxies"
+    for host in (lab.origin, lab.target):
+        with cql(lab.address[host]) as session:
+            assert session.execute("SELECT count(*) FROM zdmapp.user_status WHERE user = %s", (user,)).one()[0] == 1
+
+
+def test_each_proxy_runs_as_its_own_user_with_a_private_configuration(lab):
+    for proxy in lab.proxies:
+        owner = docker_exec(proxy, "stat", "-c", "%U %a", "/etc/zdm-proxy/active/zdm-proxy.yml").split()
+        assert owner == ["zdm-proxy", "600"], (proxy, owner)
+        user = docker_exec(proxy, "ps", "-o", "user=", "-C", "zdm-proxy").split()
+        assert user == ["zdm-proxy"], (proxy, user)
+        index = docker_exec(proxy, "sh", "-c", "grep -E '^proxy_topology_index:' /etc/zdm-proxy/active/zdm-proxy.yml")
+        assert index.split()[-1] == str(lab.proxies.index(proxy))
+
+
+def test_rerunning_phase_1_changes_nothing_and_restarts_nothing(lab):
+    before = unit_starts(lab, {p: ["zdm-proxy.service"] for p in lab.proxies} | {lab.client: ["zdmkit-demo-app.service"]})
+    started = time.monotonic()
+    run = playbook(lab, "phase1.yml")
+    took = time.monotonic() - started
+    assert run.returncode == 0, run.stdout[-3000:]
+    report("phase 1 re-run", seconds=round(took, 1))
+    assert changed_hosts(run.stdout) == {}, run.stdout[-3000:]
+    after = unit_starts(lab, {p: ["zdm-proxy.service"] for p in lab.proxies} | {lab.client: ["zdmkit-demo-app.service"]})
+    assert after == before
+
+
+def test_status_shows_each_proxy(lab):
+    run = playbook(lab, "status.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "phase: 1 - dual writes" in run.text
+    for proxy in lab.proxies:
+        assert re.search(rf"{proxy} readiness UP, primary ORIGIN, read mode PRIMARY_ONLY, [1-9]\d* client connections",
+                         run.text), run.stdout[-2000:]
+    phase = json.loads((lab.state_dir / "phase.json").read_text())
+    assert phase["phase"] == 1 and phase["history"][-1]["to"] == 1
