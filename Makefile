@@ -62,12 +62,10 @@ molecule: bootstrap ## Molecule scenarios (one with SCENARIO=name)
 
 test: bootstrap lint unit molecule ## Everything CI runs
 
-lab: bootstrap ## Build the local lab, deploy phase 0 and run the migration as far as the artifacts allow
+lab: bootstrap ## Build the local lab and run the whole migration, phase 0 to 5, then the loss check and the report
 	ansible-playbook playbooks/lab.yml
 	ansible-playbook playbooks/site.yml
-	ansible-playbook playbooks/status.yml
-	ansible-playbook playbooks/report.yml
-	@scripts/lab-next.sh
+	@scripts/lab-migrate.sh
 
 lab-down: venv ## Remove the local lab's containers and network
 	ansible-playbook playbooks/lab.yml -e lab_state=absent

@@ -23,6 +23,13 @@ def check(lab, tmp_path: Path, host: str, prefix: str | None = None) -> dict:
     return json.loads(run.text)
 
 
+def test_the_loss_check_playbook_finds_nothing_missing(lab):
+    run = playbook(lab, "loss_check.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "target (all writes): " in run.text and " 0 missing" in run.text, run.text[-2000:]
+    assert "origin (ModeProxy_): " in run.text
+
+
 def test_no_acknowledged_write_was_lost(lab, tmp_path):
     entries = journal(lab)
     on_target = check(lab, tmp_path, lab.target)
