@@ -41,7 +41,11 @@ PROFILE = re.compile(
     r"^\w+ (?P<date>\d{1,2} \w+ \d{4}) +(?P<clock>\d{2}:\d{2}:\d{2}) (?P<tz>[+-]\d{4}) "
     r"+\((?P<prev>\d+:\d{2}:\d{2}\.\d+)\) +(?P<total>\d+:\d{2}:\d{2}\.\d+)"
 )
-EXIT = re.compile(r"^== suite-timings: (?P<name>\S+) exit (?P<rc>-?\d+) after (?P<secs>[\d.]+) s$")
+EXIT = re.compile(
+    r"^== suite-timings: (?P<name>\S+) exit (?P<rc>-?\d+) after (?P<secs>[\d.]+) s(?:, load (?P<load>[\d.]+))?$"
+)
+LOAD = re.compile(r"^== suite-timings: (?:start, )?load (?P<load>[\d.]+)$")
+LOAD_EVERY_S = 30
 START = re.compile(r"^(?P<kind>Start|Restart) cassandra on (?P<node>\S+)$")
 READY = re.compile(r"^Wait until a CQL query coordinated by the node succeeds on (?P<node>\S+)$")
 ROLE_PREFIX = re.compile(r"^[\w.-]+ : ")
@@ -74,6 +78,9 @@ class Log:
     node_starts: list[NodeStart] = field(default_factory=list)
     total: float | None = None
     exit_code: int | None = None
+    # The machine's 1-minute load average, sampled at the start, every 30 s and at the end: on a
+    # shared machine the others' work shows in every wall time.
+    load: list[float] = field(default_factory=list)
 
     @property
     def passed(self) -> bool | None:
@@ -133,10 +140,16 @@ def parse(lines: list[str], name: str = "") -> Log:
         text = _clean(raw)
         if not text:
             continue
+        m = LOAD.match(text)
+        if m:
+            log.load.append(float(m["load"]))
+            continue
         m = EXIT.match(text)
         if m:
             log.exit_code = int(m["rc"])
             log.total = float(m["secs"])
+            if m["load"]:
+                log.load.append(float(m["load"]))
             continue
         m = STEP.search(text)
         if m:
@@ -202,7 +215,7 @@ def _minutes(seconds: float | None) -> str:
 
 
 def scenario_table(logs: list[Log]) -> list[str]:
-    head = ["run", "result", "total (m:s)", *STEPS, "other"]
+    head = ["run", "result", "total (m:s)", *STEPS, "other", "load"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for log in logs:
         other = sum(v for k, v in log.steps.items() if k not in STEPS) if log.steps else None
@@ -210,9 +223,10 @@ def scenario_table(logs: list[Log]) -> list[str]:
         cells = [log.name, result, _minutes(log.total)]
         cells += [_fmt(log.steps.get(s)) if log.steps else "" for s in STEPS]
         cells.append(_fmt(other))
+        cells.append(f"{sum(log.load) / len(log.load):.1f} ({max(log.load):.1f})" if log.load else "")
         rows.append("| " + " | ".join(cells) + " |")
     total = sum(log.total or 0 for log in logs)
-    rows.append("| **all** | | **" + _minutes(total) + "** |" + " |" * (len(STEPS) + 1))
+    rows.append("| **all** | | **" + _minutes(total) + "** |" + " |" * (len(STEPS) + 2))
     return rows
 
 
@@ -252,7 +266,9 @@ def report(logs: list[Log], when: str) -> str:
         "",
         f"Written by `make timings` from the logs of the last runs ({when}); `make test` prints the",
         "same tables at its end. Seconds unless marked; a run is `make test`'s bootstrap, lint, unit",
-        "or one Molecule scenario. The steps' columns add up the step's runs (destroy runs twice).",
+        "or one Molecule scenario. The steps' columns add up the step's runs (destroy runs twice);",
+        "load is the machine's 1-minute load average over the run, mean (highest): on 2 cores,",
+        "above 2 means other work was competing for them.",
         "",
         *scenario_table(logs),
         "",
@@ -279,14 +295,18 @@ def run(log_path: Path, command: list[str]) -> int:
     env.setdefault("COLUMNS", "160")  # fewer wrapped lines in Molecule's boxes
     started = time.time()
     with log_path.open("w", encoding="utf-8") as log:
+        log.write(f"{started:.3f}\t== suite-timings: start, load {os.getloadavg()[0]:.2f}\n")
         try:
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         except OSError as err:
             print(f"suite_timings: cannot run {command[0]}: {err}", file=sys.stderr)
             return 127
         assert proc.stdout is not None
-        echo = True
+        echo, sampled = True, started
         for chunk in iter(proc.stdout.readline, b""):
+            if time.time() - sampled >= LOAD_EVERY_S:
+                sampled = time.time()
+                log.write(f"{sampled:.3f}\t== suite-timings: load {os.getloadavg()[0]:.2f}\n")
             if echo:
                 try:
                     sys.stdout.buffer.write(chunk)
@@ -296,7 +316,8 @@ def run(log_path: Path, command: list[str]) -> int:
             log.write(f"{time.time():.3f}\t{chunk.decode('utf-8', 'replace').rstrip()}\n")
         rc = proc.wait()
         now = time.time()
-        log.write(f"{now:.3f}\t== suite-timings: {log_path.stem} exit {rc} after {now - started:.1f} s\n")
+        end = f"exit {rc} after {now - started:.1f} s, load {os.getloadavg()[0]:.2f}"
+        log.write(f"{now:.3f}\t== suite-timings: {log_path.stem} {end}\n")
     return rc
 
 

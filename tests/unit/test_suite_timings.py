@@ -153,9 +153,23 @@ def test_run_echoes_and_keeps_stamped_output_with_exit_code(tmp_path, capfd):
     assert rc == 3
     assert capfd.readouterr().out == "hello\nworld\n"
     lines = log.read_text().splitlines()
-    assert [line.split("\t", 1)[1] for line in lines[:2]] == ["hello", "world"]
+    assert [line.split("\t", 1)[1] for line in lines[1:3]] == ["hello", "world"]
     parsed = suite_timings.parse(lines, "demo")
     assert parsed.exit_code == 3 and parsed.passed is False
+    assert len(parsed.load) == 2  # the machine's load at the start and the end
+
+
+def test_load_samples_show_in_the_table():
+    lines = [
+        "0.000\t== suite-timings: start, load 1.00",
+        "30.000\t== suite-timings: load 5.00",
+        "60.000\t== suite-timings: m exit 0 after 60.0 s, load 3.00",
+    ]
+    log = suite_timings.parse(lines, "m")
+    assert log.load == [1.0, 5.0, 3.0]
+    assert log.total == 60.0
+    assert "| m | passed | 1:00 |" in "\n".join(suite_timings.scenario_table([log]))
+    assert "| 3.0 (5.0) |" in "\n".join(suite_timings.scenario_table([log]))
 
 
 def test_cli_summary_without_logs_fails(tmp_path):
