@@ -46,6 +46,8 @@ EXIT = re.compile(
 )
 LOAD = re.compile(r"^== suite-timings: (?:start, )?load (?P<load>[\d.]+)$")
 LOAD_EVERY_S = 30
+# Molecule's last line: "cassandra : actions=9  successful=7  ...  failed=0".
+MOLECULE_RECAP = re.compile(r"^[\w.-]+\s*: actions=\d+\s.*\bfailed=(?P<failed>\d+)")
 START = re.compile(r"^(?P<kind>Start|Restart) cassandra on (?P<node>\S+)$")
 READY = re.compile(r"^Wait until a CQL query coordinated by the node succeeds on (?P<node>\S+)$")
 ROLE_PREFIX = re.compile(r"^[\w.-]+ : ")
@@ -81,11 +83,14 @@ class Log:
     # The machine's 1-minute load average, sampled at the start, every 30 s and at the end: on a
     # shared machine the others' work shows in every wall time.
     load: list[float] = field(default_factory=list)
+    failed_actions: int | None = None  # from Molecule's recap, for a log without the exit line
 
     @property
     def passed(self) -> bool | None:
         if self.exit_code is not None:
             return self.exit_code == 0
+        if self.failed_actions is not None:
+            return self.failed_actions == 0
         if any(r.startswith("Failed") for r in self.step_results.values()):
             return False
         return None
@@ -150,6 +155,10 @@ def parse(lines: list[str], name: str = "") -> Log:
             log.total = float(m["secs"])
             if m["load"]:
                 log.load.append(float(m["load"]))
+            continue
+        m = MOLECULE_RECAP.match(text)
+        if m:
+            log.failed_actions = int(m["failed"])
             continue
         m = STEP.search(text)
         if m:

@@ -131,6 +131,12 @@ def test_restart_and_repeated_steps_add_up():
     assert log.passed is False
 
 
+def test_plain_log_result_from_molecules_recap():
+    recap = f"{E}[32mcassandra         {E}[0m: {E}[33mactions=9{E}[0m  successful=7  missing=2  failed="
+    assert suite_timings.parse([*CONVERGE, recap + "0"]).passed is True
+    assert suite_timings.parse([*CONVERGE, recap + "1"]).passed is False
+
+
 def test_report_and_summary_tables(tmp_path):
     unit = [*stamped(["1 passed"], 0), "0.500\t== suite-timings: unit exit 0 after 7.0 s"]
     (tmp_path / "unit.log").write_text("\n".join(unit) + "\n")
