@@ -15,10 +15,13 @@ export ZDMKIT_BASE_IMAGE := $(shell images/bookworm-systemd/build.sh --tag)
 # Scenarios `make molecule` runs, in this order; `make molecule SCENARIO=name` runs one.
 SCENARIOS ?= substrate cassandra demo_app migrate monitoring site tls
 SCENARIO ?=
+# Each run's output, stamped line by line, for scripts/suite_timings.py (make timings).
+SUITE_LOGS ?= .cache/suite
+TIMED := python3 scripts/suite_timings.py run --log
 
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help bootstrap host docker image venv artifacts lint unit molecule test lab lab-up lab-down clean
+.PHONY: help bootstrap host docker image venv artifacts lint unit molecule test timings lab lab-up lab-down clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,13 +57,24 @@ unit: venv ## Unit tests
 	@scripts/fetch-promtool.sh .cache/bin/promtool
 	pytest -q tests/unit
 
-molecule: bootstrap ## Molecule scenarios (one with SCENARIO=name)
+molecule: $(if $(NO_BOOTSTRAP),,bootstrap) ## Molecule scenarios (one with SCENARIO=name); logs in .cache/suite/
 	@for s in $(or $(SCENARIO),$(SCENARIOS)); do \
 	  echo "== molecule test -s $$s"; \
-	  molecule test -s $$s || exit 1; \
+	  $(TIMED) $(SUITE_LOGS)/molecule-$$s.log -- molecule test -s $$s || exit 1; \
 	done
 
-test: bootstrap lint unit molecule ## Everything CI runs
+test: ## Everything CI runs, then where its time went
+	@rm -rf $(SUITE_LOGS)
+	@rc=0; \
+	$(TIMED) $(SUITE_LOGS)/bootstrap.log -- $(MAKE) --no-print-directory bootstrap \
+	  && $(TIMED) $(SUITE_LOGS)/lint.log -- $(MAKE) --no-print-directory lint \
+	  && $(TIMED) $(SUITE_LOGS)/unit.log -- $(MAKE) --no-print-directory unit \
+	  && $(MAKE) --no-print-directory molecule NO_BOOTSTRAP=1 || rc=$$?; \
+	python3 scripts/suite_timings.py summary $(SUITE_LOGS) || true; \
+	exit $$rc
+
+timings: ## Write docs/test-timings.md from the logs of the last runs (.cache/suite/)
+	@python3 scripts/suite_timings.py report $(SUITE_LOGS) -o docs/test-timings.md
 
 lab: bootstrap ## Build the local lab and run the whole migration, phase 0 to 5, then the loss check and the report
 	ansible-playbook playbooks/lab.yml

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from integration_env import need_module
 
 pytestmark = pytest.mark.integration
 
@@ -45,12 +46,7 @@ SCHEMA = [
     'PRIMARY KEY (("user"), "when")) WITH CLUSTERING ORDER BY ("when" DESC)',
 ]
 
-if not URL and not CASSANDRA and os.environ.get("ZDMKIT_REQUIRE_INTEGRATION") == "1":
-    raise RuntimeError("ZDMKIT_REQUIRE_INTEGRATION=1 but neither ZDMKIT_DEMO_APP_URL nor ZDMKIT_TEST_CASSANDRA is set")
-if not URL and not CASSANDRA:
-    pytest.skip(
-        "set ZDMKIT_DEMO_APP_URL or ZDMKIT_TEST_CASSANDRA to run against a real cluster", allow_module_level=True
-    )
+need_module(bool(URL or CASSANDRA), "set ZDMKIT_DEMO_APP_URL or ZDMKIT_TEST_CASSANDRA to run against a real cluster")
 
 
 def _prepare_cluster() -> None:

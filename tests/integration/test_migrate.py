@@ -50,21 +50,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from integration_env import need
 
 pytestmark = pytest.mark.integration
 
 ORIGIN = os.environ.get("ZDMKIT_TEST_ORIGIN", "")
 TARGET = os.environ.get("ZDMKIT_TEST_TARGET", "")
-REQUIRED = os.environ.get("ZDMKIT_REQUIRE_INTEGRATION") == "1"
 USER = PASSWORD = "cassandra"
-
-
-def _need(condition: bool, message: str) -> None:
-    if condition:
-        return
-    if REQUIRED:
-        pytest.fail(f"{message} (ZDMKIT_REQUIRE_INTEGRATION=1)", pytrace=False)
-    pytest.skip(message)
 
 
 @dataclass
@@ -108,7 +100,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def sessions() -> Iterator[tuple[Any, Any]]:
-    _need(
+    need(
         bool(ORIGIN and TARGET), "set ZDMKIT_TEST_ORIGIN and ZDMKIT_TEST_TARGET to host:port of two Cassandra clusters"
     )
     from zdmkit.migrate.connection import Endpoint, connect
@@ -383,7 +375,7 @@ def _dsbulk() -> str:
 
 def test_dsbulk_engine_copies_with_writetimes(env: Env) -> None:
     dsbulk = _dsbulk()
-    _need(bool(dsbulk), "no DSBulk: set ZDMKIT_TEST_DSBULK or fetch dsbulk into the artifact cache")
+    need(bool(dsbulk), "no DSBulk: set ZDMKIT_TEST_DSBULK or fetch dsbulk into the artifact cache")
     both(env, "CREATE TABLE {ks}.events (p int, c int, s text STATIC, v text, n bigint, PRIMARY KEY (p, c))")
     for p in range(20):
         env.origin.execute(f"INSERT INTO {{ks}}.events (p, s) VALUES ({p}, 'st{p}') USING TIMESTAMP {500 + p}")

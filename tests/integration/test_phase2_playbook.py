@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from integration_env import need
 
 pytestmark = pytest.mark.integration
 
@@ -32,19 +33,10 @@ from zdm_phases import zdm_phase_transition  # noqa: E402
 INVENTORY = os.environ.get("ZDMKIT_TEST_INVENTORY", "")
 ORIGIN = os.environ.get("ZDMKIT_TEST_ORIGIN", "")
 TARGET = os.environ.get("ZDMKIT_TEST_TARGET", "")
-REQUIRED = os.environ.get("ZDMKIT_REQUIRE_INTEGRATION") == "1"
 KS = "phase2_play"
 ROWS = 3000  # 100 partitions of 30 rows
 SECRET_USER = "phase2_reader"
 SECRET_PASSWORD = "Phase2-Secret-7c1e9a40d2"
-
-
-def _need(condition: bool, message: str) -> None:
-    if condition:
-        return
-    if REQUIRED:
-        pytest.fail(f"{message} (ZDMKIT_REQUIRE_INTEGRATION=1)", pytrace=False)
-    pytest.skip(message)
 
 
 def _session(endpoint: str):
@@ -60,7 +52,7 @@ def _session(endpoint: str):
 
 @pytest.fixture(scope="module")
 def clusters():
-    _need(bool(INVENTORY and ORIGIN and TARGET), "ZDMKIT_TEST_INVENTORY, ZDMKIT_TEST_ORIGIN and ZDMKIT_TEST_TARGET")
+    need(bool(INVENTORY and ORIGIN and TARGET), "ZDMKIT_TEST_INVENTORY, ZDMKIT_TEST_ORIGIN and ZDMKIT_TEST_TARGET")
     origin_cluster, origin = _session(ORIGIN)
     target_cluster, target = _session(TARGET)
     for session in (origin, target):

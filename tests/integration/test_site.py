@@ -18,12 +18,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from integration_env import need
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = os.environ.get("ZDMKIT_TEST_INVENTORY", "")
-REQUIRED = os.environ.get("ZDMKIT_REQUIRE_INTEGRATION") == "1"
 UNITS = (
     "cassandra.service",
     "prometheus.service",
@@ -32,14 +32,6 @@ UNITS = (
     "zdmkit-demo-app.service",
 )
 SECRET = "Site-Secret-4b7d0e93c1"  # a password given to the playbooks, looked for in what they leave
-
-
-def _need(condition: bool, message: str) -> None:
-    if condition:
-        return
-    if REQUIRED:
-        pytest.fail(f"{message} (ZDMKIT_REQUIRE_INTEGRATION=1)", pytrace=False)
-    pytest.skip(message)
 
 
 def playbook(name: str, *args: str, extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -54,7 +46,7 @@ def playbook(name: str, *args: str, extra: dict | None = None) -> subprocess.Com
 
 @pytest.fixture(scope="module")
 def hosts() -> dict[str, list[str]]:
-    _need(bool(INVENTORY), "ZDMKIT_TEST_INVENTORY")
+    need(bool(INVENTORY), "ZDMKIT_TEST_INVENTORY")
     listing = subprocess.run(
         ["ansible-inventory", "-i", INVENTORY, "--list"], capture_output=True, text=True, check=True
     ).stdout

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from integration_env import need
 
 pytestmark = pytest.mark.integration
 
@@ -34,23 +35,14 @@ TARGET = os.environ.get("ZDMKIT_TEST_TARGET", "")
 APP = os.environ.get("ZDMKIT_TEST_APP", "")
 TLS_DIR = Path(os.environ.get("ZDMKIT_TEST_TLS_DIR", "/nonexistent"))
 INVENTORY = os.environ.get("ZDMKIT_TEST_INVENTORY", "")
-REQUIRED = os.environ.get("ZDMKIT_REQUIRE_INTEGRATION") == "1"
 USER = PASSWORD = "cassandra"  # the scenario keeps the default superuser
 ORIGIN_HOST, TARGET_HOST, CLIENT_HOST = "tls-origin-1", "tls-target-1", "tls-client-1"
 
 
-def _need(condition: bool, message: str) -> None:
-    if condition:
-        return
-    if REQUIRED:
-        pytest.fail(f"{message} (ZDMKIT_REQUIRE_INTEGRATION=1)", pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def scenario() -> None:
-    _need(bool(ORIGIN and TARGET and APP and INVENTORY), "set the ZDMKIT_TEST_* variables of the tls scenario")
-    _need((TLS_DIR / "ca.pem").is_file(), f"no CA in {TLS_DIR}")
+    need(bool(ORIGIN and TARGET and APP and INVENTORY), "set the ZDMKIT_TEST_* variables of the tls scenario")
+    need((TLS_DIR / "ca.pem").is_file(), f"no CA in {TLS_DIR}")
 
 
 def context(ca: Path | None = None, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:

@@ -1,6 +1,6 @@
 """Write and read through cassandra-driver without pause until a stop file appears.
 
-Usage: query_loop.py --hosts H1,H2 --user U --password-file F --stop-file S --report R
+Usage: query_loop.py --hosts H1,H2 --user U --password-file F --stop-file S --report R [--progress P]
 Writes R (JSON): number of successful and failed requests, the first errors, and how many
 requests each coordinator served. Every node is a contact point, as an application has them.
 """
@@ -26,6 +26,8 @@ def main():
     parser.add_argument("--report", required=True)
     parser.add_argument("--max-seconds", type=float, default=900)
     parser.add_argument("--interval", type=float, default=0.02)
+    # The counts so far, rewritten about once a second, so that the scenario can wait for traffic.
+    parser.add_argument("--progress", default="")
     args = parser.parse_args()
 
     with open(args.password_file, encoding="utf-8") as handle:
@@ -41,7 +43,7 @@ def main():
     select = session.prepare('SELECT status FROM zdmapp.user_status WHERE "user" = ? LIMIT 1')
 
     ok, failed, errors, coordinators = 0, 0, [], Counter()
-    started = time.time()
+    started = shown = time.time()
     while not os.path.exists(args.stop_file) and time.time() - started < args.max_seconds:
         for statement, values in (
             (insert, ["molecule-client", datetime.now(UTC), f"loop-{ok + failed}"]),
@@ -55,6 +57,11 @@ def main():
                 failed += 1
                 if len(errors) < 20:
                     errors.append(f"{time.time() - started:.1f}s {type(exc).__name__}: {exc}")
+        if args.progress and time.time() - shown >= 1:
+            shown = time.time()
+            with open(args.progress + ".tmp", "w", encoding="utf-8") as handle:
+                json.dump({"ok": ok, "failed": failed}, handle)
+            os.replace(args.progress + ".tmp", args.progress)
         time.sleep(args.interval)
     cluster.shutdown()
 

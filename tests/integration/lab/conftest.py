@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,9 +20,13 @@ from pathlib import Path
 
 import pytest
 
+# The integration tests' shared need(), from tests/integration, which pytest does not put on the
+# path when only this story runs.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from integration_env import need
+
 ROOT = Path(__file__).resolve().parents[3]
 INVENTORY = os.environ.get("ZDMKIT_TEST_INVENTORY", "")
-REQUIRED = os.environ.get("ZDMKIT_REQUIRE_INTEGRATION") == "1"
 USER, PASSWORD = "cassandra", "cassandra"  # the lab's superuser, as the public lab uses it
 JOURNAL = "/var/lib/zdmkit-writer/journal.jsonl"
 
@@ -71,17 +76,9 @@ class Lab:
         return sorted({h for g in self.groups.values() for h in g})
 
 
-def _need(condition: bool, message: str) -> None:
-    if condition:
-        return
-    if REQUIRED:
-        pytest.fail(f"{message} (ZDMKIT_REQUIRE_INTEGRATION=1)", pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def lab() -> Lab:
-    _need(bool(INVENTORY), "ZDMKIT_TEST_INVENTORY names no inventory")
+    need(bool(INVENTORY), "ZDMKIT_TEST_INVENTORY names no inventory")
     listing = subprocess.run(
         ["ansible-inventory", "-i", INVENTORY, "--list"], capture_output=True, text=True, check=True
     ).stdout
