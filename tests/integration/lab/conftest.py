@@ -220,6 +220,12 @@ def readiness(lab: Lab, proxy: str) -> tuple[int, dict]:
     return answer.status_code, answer.json() if answer.content else {}
 
 
+def side_status(lab: Lab, proxy: str, side: str) -> str:
+    """What a proxy's readiness says of one side: UP, DOWN, or why it did not answer."""
+    code, body = readiness(lab, proxy)
+    return (body.get(f"{side}Status") or {}).get("Status", f"no answer ({code})")
+
+
 def report(title: str, **counts) -> None:
     """Counts in the test output (pytest -s shows them; -rA keeps them with the result)."""
     print(f"\n[lab] {title}: " + ", ".join(f"{k}={v}" for k, v in counts.items()), flush=True)

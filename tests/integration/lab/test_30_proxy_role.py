@@ -73,7 +73,7 @@ def test_primary_origin_serves_origins_row(lab, one_sided):
 
 def test_a_rolling_change_of_primary_cluster_and_read_mode_under_load(lab, one_sided):
     since = docker_exec(lab.proxies[0], "date", "+%Y-%m-%d %H:%M:%S").strip()
-    run, load, steps = roll_under_load(
+    _, load, steps = roll_under_load(
         lab, {"zdm_proxy_primary_cluster": "TARGET", "zdm_proxy_read_mode": "DUAL_ASYNC_ON_SECONDARY"})
     assert load.ops > 100 and load.errors == 0, load.error_kinds
     assert [h for h, _ in steps] == lab.proxies, "one instance at a time, in the group's order"
@@ -101,7 +101,7 @@ def test_dual_async_reads_reach_the_secondary(lab, one_sided):
 
 def test_a_rolling_change_of_targets_contact_points_under_load(lab):
     # A host name instead of the address: the proxies reconnect to Target through the new contact point.
-    run, load, steps = roll_under_load(lab, {"zdm_proxy_target_contact_points": [lab.target]})
+    _, load, steps = roll_under_load(lab, {"zdm_proxy_target_contact_points": [lab.target]})
     assert load.errors == 0, load.error_kinds
     assert len(steps) == 3
     for proxy in lab.proxies:
@@ -110,7 +110,7 @@ def test_a_rolling_change_of_targets_contact_points_under_load(lab):
 
 
 def test_back_to_phase_1_under_load_and_then_nothing_restarts(lab, one_sided):
-    run, load, steps = roll_under_load(lab, {}, name="phase1.yml")
+    _, load, _ = roll_under_load(lab, {}, name="phase1.yml")
     assert load.errors == 0, load.error_kinds
     assert read_through_each_proxy(lab, one_sided) == {"origin-only"}
     before = proxy_starts(lab)
@@ -136,12 +136,14 @@ BAD = [
     ("target-wrong-credentials", {"zdm_proxy_target_password": "not-the-password"},
      "Check zdm_proxy_target_username and zdm_proxy_target_password"),
     ("negative-timeout", {"zdm_proxy_request_timeout_ms": -5}, "zdm_proxy_request_timeout_ms is -5"),
-    ("metrics-port-is-the-listen-port", {"zdm_proxy_metrics_port": 9042}, "zdm_proxy_metrics_port and zdm_proxy_listen_port"),
+    ("metrics-port-is-the-listen-port", {"zdm_proxy_metrics_port": 9042},
+     "zdm_proxy_metrics_port and zdm_proxy_listen_port"),
     ("port-out-of-range", {"zdm_proxy_listen_port": 70000}, "zdm_proxy_listen_port is 70000"),
     ("unknown-setting", {"zdm_proxy_config": {"read_mod": "PRIMARY_ONLY"}}, "zdm_proxy_config names read_mod"),
     ("blocked-version-unknown", {"zdm_proxy_blocked_protocol_versions": ["v9"]}, "zdm_proxy_blocked_protocol_versions"),
-    ("missing-secure-connect-bundle", {"zdm_proxy_target_secure_connect_bundle": "/nonexistent/scb.zip",
-                                       "zdm_proxy_target_contact_points": []}, "zdm_proxy_target_secure_connect_bundle"),
+    ("missing-secure-connect-bundle",
+     {"zdm_proxy_target_secure_connect_bundle": "/nonexistent/scb.zip", "zdm_proxy_target_contact_points": []},
+     "zdm_proxy_target_secure_connect_bundle"),
     ("bundle-and-contact-points", {"zdm_proxy_origin_secure_connect_bundle": "/etc/hostname"},
      "set exactly one of them"),
     ("client-auth-without-certificate", {"zdm_proxy_tls_require_client_auth": True}, "zdm_proxy_tls_cert_file"),
@@ -164,8 +166,9 @@ def test_bad_input_is_refused_before_any_instance_restarts(lab, starts_before, e
 def test_a_tls_key_that_is_not_the_certificates_is_refused(lab, starts_before, tmp_path):
     cert, _ = _pair(tmp_path, "proxy", lab.address[lab.proxies[0]])
     ca, other_key = _pair(tmp_path, "other", "127.0.0.1")
-    run = playbook(lab, "phase1.yml", extra={"zdm_proxy_tls_cert_file": str(cert), "zdm_proxy_tls_key_file": str(other_key),
-                                             "zdm_proxy_tls_ca_file": str(ca)})
+    tls = {"zdm_proxy_tls_cert_file": str(cert), "zdm_proxy_tls_key_file": str(other_key),
+           "zdm_proxy_tls_ca_file": str(ca)}
+    run = playbook(lab, "phase1.yml", extra=tls)
     assert run.returncode != 0
     assert "zdm_proxy_tls_cert_file" in run.text and "for another key" in run.text, run.stdout[-3000:]
     assert changed_hosts(run.stdout) == {}

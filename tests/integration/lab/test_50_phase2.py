@@ -17,6 +17,7 @@ from conftest import (
     prometheus,
     readiness,
     report,
+    side_status,
     utc_now,
     wait_until,
     writer_rows,
@@ -46,7 +47,7 @@ def test_target_stopped_under_traffic(lab):
     start = utc_now()
     docker_exec(lab.target, "systemctl", "stop", "cassandra")
     try:
-        wait_until(lambda: all(readiness(lab, p)[1].get("TargetStatus", {}).get("Status") == "DOWN" for p in lab.proxies), 90, 1,
+        wait_until(lambda: all(side_status(lab, p, "Target") == "DOWN" for p in lab.proxies), 90, 1,
                    "every proxy's readiness shows Target DOWN")
         assert all(readiness(lab, p)[0] == 503 for p in lab.proxies)
         wait_until(lambda: len(alerts(lab, "ZdmProxyNotReady")) == 3, 180, 5, "ZdmProxyNotReady firing for all three")

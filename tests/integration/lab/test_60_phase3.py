@@ -29,7 +29,8 @@ from conftest import (
 
 
 def active_read_mode(proxy: str) -> str:
-    return docker_exec(proxy, "sh", "-c", "grep -E '^read_mode:' /etc/zdm-proxy/active/zdm-proxy.yml || true").split()[-1]
+    line = docker_exec(proxy, "sh", "-c", "grep -E '^read_mode:' /etc/zdm-proxy/active/zdm-proxy.yml || true")
+    return line.split()[-1]
 
 
 def recorded_phase(lab) -> int:

@@ -21,6 +21,7 @@ from conftest import (
     playbook,
     readiness,
     report,
+    side_status,
     utc_now,
     wait_until,
     writer_rows,
@@ -76,7 +77,7 @@ def test_origin_stopped_in_phase_4_and_repaired_from_target(lab, tmp_path):
     start = utc_now()
     docker_exec(lab.origin, "systemctl", "stop", "cassandra")
     try:
-        wait_until(lambda: all(readiness(lab, p)[1].get("OriginStatus", {}).get("Status") == "DOWN" for p in lab.proxies), 90, 1,
+        wait_until(lambda: all(side_status(lab, p, "Origin") == "DOWN" for p in lab.proxies), 90, 1,
                    "every proxy's readiness shows Origin DOWN")
         time.sleep(10)
     finally:

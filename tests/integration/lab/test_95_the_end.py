@@ -8,7 +8,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from conftest import ROOT, JOURNAL, changed_hosts, docker_exec, failures, journal, playbook, report
+from conftest import JOURNAL, ROOT, changed_hosts, docker_exec, failures, journal, playbook, report
 
 
 def check(lab, tmp_path: Path, host: str, prefix: str | None = None) -> dict:
@@ -82,7 +82,8 @@ def test_teardown_retires_the_proxies_and_keeps_origin_without_the_flag(lab):
     run = playbook(lab, "teardown.yml")
     assert run.returncode == 0, run.stdout[-3000:]
     for proxy in lab.proxies:
-        assert docker_exec(proxy, "sh", "-c", "ls /etc/zdm-proxy /opt/zdm-proxy 2>&1 || true").count("No such file") == 2
+        listing = docker_exec(proxy, "sh", "-c", "ls /etc/zdm-proxy /opt/zdm-proxy 2>&1 || true")
+        assert listing.count("No such file") == 2, listing
         assert "zdm-proxy" not in docker_exec(proxy, "getent", "passwd", check=False)
     assert docker_exec(lab.origin, "systemctl", "is-active", "cassandra", check=False).strip() == "active"
     again = playbook(lab, "teardown.yml")
