@@ -93,11 +93,20 @@ def lab() -> Lab:
 
 
 def playbook(lab: Lab, name: str, *args: str, extra: dict | None = None, timeout: int = 1800,
-             env: dict | None = None) -> subprocess.CompletedProcess:
+             env: dict | None = None, own_fact_cache: bool = False) -> subprocess.CompletedProcess:
     environment = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                    "ANSIBLE_FORCE_COLOR": "0", **(env or {})}
     for var in ("ANSIBLE_ROLES_PATH", "ANSIBLE_FILTER_PLUGINS", "ANSIBLE_LIBRARY", "ANSIBLE_MODULE_UTILS"):
         environment.pop(var, None)  # the project's own configuration
+    if own_fact_cache:
+        # Runs side by side each read a copy of the fact cache: none writes a file another reads.
+        import shutil
+        import tempfile
+
+        copy = Path(tempfile.mkdtemp(prefix="zdmkit-facts-"))
+        if (ROOT / ".cache" / "ansible-facts").is_dir():
+            shutil.copytree(ROOT / ".cache" / "ansible-facts", copy, dirs_exist_ok=True)
+        environment["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(copy)
     path = ROOT / name if "/" in name else ROOT / "playbooks" / name
     command = ["ansible-playbook", "-i", lab.inventory, str(path), *args]
     if extra:
@@ -107,6 +116,16 @@ def playbook(lab: Lab, name: str, *args: str, extra: dict | None = None, timeout
     # The YAML callback folds long lines: tests read the output with its whitespace joined.
     run.text = " ".join(run.stdout.split())
     return run
+
+
+def playbooks_side_by_side(lab: Lab, runs: dict[str, tuple[str, dict]], workers: int = 3) -> dict:
+    """Several refused runs at once (they only read): {id: CompletedProcess}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {key: pool.submit(playbook, lab, name, extra=extra, own_fact_cache=True)
+                   for key, (name, extra) in runs.items()}
+        return {key: future.result() for key, future in futures.items()}
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
@@ -233,21 +252,24 @@ def report(title: str, **counts) -> None:
 
 class ClientLoad:
     """A cassandra-driver client left at its defaults except that its statements are prepared
-    and marked idempotent (so the driver may retry them on another host): alternating INSERT and
-    SELECT of its own rows through the given contact points, at a bounded rate, until stopped or
-    ``max_seconds`` passed. Counts every operation and every error the client saw."""
+    and marked idempotent (so the driver may retry them on another host): INSERTs of its own rows
+    and SELECTs, ``in_flight`` at a time, at a bounded rate, until stopped or ``max_seconds``
+    passed. Counts every operation and every error the client saw; ``written`` holds the rows
+    whose INSERT was acknowledged, ``failed_writes`` those whose INSERT failed."""
 
     def __init__(self, hosts: list[str], rate: float = 50.0, max_seconds: float = 600.0, user: str | None = None,
-                 port: int = 9042, **cluster_options) -> None:
+                 port: int = 9042, in_flight: int = 1, **cluster_options) -> None:
         import threading
         import uuid
 
-        self.hosts, self.rate, self.max_seconds, self.port = hosts, rate, max_seconds, port
+        self.hosts, self.rate, self.max_seconds, self.port, self.in_flight = hosts, rate, max_seconds, port, in_flight
         self.user = user or f"load{uuid.uuid4().hex[:8]}"
         self.options = cluster_options
         self.ops = self.errors = 0
         self.error_kinds: dict[str, int] = {}
         self.written: list[str] = []
+        self.failed_writes: list[str] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._ready = threading.Event()
@@ -266,10 +288,23 @@ class ClientLoad:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=120)
+        self._thread.join(timeout=180)
+
+    def _done(self, status: str | None, error: BaseException | None) -> None:
+        with self._lock:
+            self.ops += 1
+            if error is not None:
+                self.errors += 1
+                kind = type(error).__name__
+                self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+                if status:
+                    self.failed_writes.append(status)
+            elif status:
+                self.written.append(status)
 
     def _run(self) -> None:
         import datetime as dt
+        import threading
 
         from cassandra.auth import PlainTextAuthProvider
         from cassandra.cluster import Cluster
@@ -286,25 +321,33 @@ class ClientLoad:
             self._ready.set()
             return
         self._ready.set()
+        slots = threading.BoundedSemaphore(self.in_flight)
         started = time.monotonic()
         interval = 1.0 / self.rate
         seq = 0
         try:
             while not self._stop.is_set() and time.monotonic() - started < self.max_seconds:
                 seq += 1
-                try:
-                    if seq % 2:
-                        status = f"load_{seq:07d}"
-                        when = dt.datetime(2030, 1, 1) + dt.timedelta(milliseconds=seq)
-                        session.execute(insert, (self.user, when, status), timeout=20)
-                        self.written.append(status)
-                    else:
-                        session.execute(select, (self.user,), timeout=20)
-                except Exception as exc:  # the client saw an error: that is what is counted
-                    self.errors += 1
-                    kind = type(exc).__name__
-                    self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
-                self.ops += 1
+                if not slots.acquire(timeout=30):
+                    continue
+                status = f"load_{seq:07d}" if seq % 2 else None
+                if status:
+                    when = dt.datetime(2030, 1, 1) + dt.timedelta(milliseconds=seq)
+                    future = session.execute_async(insert, (self.user, when, status), timeout=20)
+                else:
+                    future = session.execute_async(select, (self.user,), timeout=20)
+
+                def finished(_rows, status=status):
+                    self._done(status, None)
+                    slots.release()
+
+                def failed(error, status=status):
+                    self._done(status, error)
+                    slots.release()
+
+                future.add_callbacks(finished, failed)
                 self._stop.wait(interval)
+            for _ in range(self.in_flight):  # the last answers
+                slots.acquire(timeout=30)
         finally:
             cluster.shutdown()
