@@ -151,6 +151,12 @@ def read_journal(path: Path) -> Iterator[Attempt]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise JournalError(f"{path}: cannot read the journal: {exc.strerror}") from None
+    yield from parse_journal(text, str(path))
+
+
+def parse_journal(text: str, source: str = "<journal>") -> Iterator[Attempt]:
+    """The attempts of a journal's text, as :func:`read_journal` reads them."""
+    path = source
     lines = text.split("\n")
     complete, tail = lines[:-1], lines[-1]
     pending: dict[str, Attempt] = {}
