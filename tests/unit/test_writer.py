@@ -14,7 +14,7 @@ import pytest
 
 from zdmkit.writer.checker import compare, select_attempts
 from zdmkit.writer.cli import main
-from zdmkit.writer.journal import Attempt, Journal, JournalError, read_journal
+from zdmkit.writer.journal import Attempt, Journal, JournalError, parse_journal, read_journal
 from zdmkit.writer.traffic import (
     Counters,
     Pacer,
@@ -329,3 +329,9 @@ def test_cli_check_needs_a_cluster_address(tmp_path: Path, capsys):
     journal.write_text(attempt(1, "A").to_line(), encoding="utf-8")
     assert main(["check", "--journal", str(journal)]) == 2
     assert "give --contact-points or --secure-connect-bundle" in capsys.readouterr().err
+
+
+def test_a_live_journal_can_be_read_without_the_attempt_in_flight():
+    text = attempt(1, "L_1").to_line() + '{"seq":2,"ts":"t","user":"writer","status":"L_2","outcome":"sending"}\n'
+    assert [a.status for a in parse_journal(text)] == ["L_1", "L_2"]
+    assert [a.status for a in parse_journal(text, in_flight=False)] == ["L_1"]

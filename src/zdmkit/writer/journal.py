@@ -154,8 +154,12 @@ def read_journal(path: Path) -> Iterator[Attempt]:
     yield from parse_journal(text, str(path))
 
 
-def parse_journal(text: str, source: str = "<journal>") -> Iterator[Attempt]:
-    """The attempts of a journal's text, as :func:`read_journal` reads them."""
+def parse_journal(text: str, source: str = "<journal>", *, in_flight: bool = True) -> Iterator[Attempt]:
+    """The attempts of a journal's text, as :func:`read_journal` reads them.
+
+    ``in_flight=False`` leaves out attempts without an outcome line: for a journal read
+    while the writer runs, whose last attempt may still be under way.
+    """
     path = source
     lines = text.split("\n")
     complete, tail = lines[:-1], lines[-1]
@@ -176,7 +180,8 @@ def parse_journal(text: str, source: str = "<journal>") -> Iterator[Attempt]:
             attempt = None
         if attempt is not None:
             yield attempt
-    yield from pending.values()
+    if in_flight:
+        yield from pending.values()
 
 
 def _read_line(line: str, pending: dict[str, Attempt]) -> Attempt | None:

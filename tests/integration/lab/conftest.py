@@ -152,11 +152,11 @@ def lab_units(lab: Lab) -> dict[str, list[str]]:
 
 
 def journal(lab: Lab) -> list[dict]:
-    """The writer's attempts, one each (its line journaled before sending folded into its outcome)."""
+    """The writer's finished attempts, one each (the line journaled before sending is not one)."""
     from zdmkit.writer.journal import parse_journal
 
     text = docker_exec(lab.client, "sh", "-c", f"cat {JOURNAL} 2>/dev/null || true")
-    return [dataclasses.asdict(attempt) for attempt in parse_journal(text, JOURNAL)]
+    return [dataclasses.asdict(attempt) for attempt in parse_journal(text, JOURNAL, in_flight=False)]
 
 
 def utc_now() -> str:
