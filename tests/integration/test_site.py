@@ -216,8 +216,11 @@ def test_services_listen_on_the_service_address_only(hosts):
 
 
 def journal_codes(host: str) -> list[int]:
+    """The HTTP codes of the writer's finished attempts, in order."""
+    from zdmkit.writer.journal import parse_journal
+
     text = docker_exec(host, "sh", "-c", "cat /var/lib/zdmkit-writer/journal.jsonl 2>/dev/null || true")
-    return [json.loads(line)["code"] for line in text.splitlines() if line.strip()]
+    return [attempt.code for attempt in parse_journal(text, in_flight=False)]
 
 
 def test_restarting_the_monitoring_host_leaves_traffic_alone(hosts):

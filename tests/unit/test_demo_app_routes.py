@@ -113,7 +113,7 @@ def test_one_json_log_line_per_request(client, caplog):
 def test_statements_are_qualified_and_parameterised():
     select, insert = statements("zdmapp")
     assert select == 'SELECT "user", "when", "status" FROM zdmapp.user_status WHERE "user" = ? LIMIT ?'
-    assert insert == 'INSERT INTO zdmapp.user_status ("user", "when", "status") VALUES (?, ?, ?)'
+    assert insert == 'INSERT INTO zdmapp.user_status ("user", "when", "status") VALUES (?, ?, ?) USING TIMESTAMP ?'
 
 
 def test_cluster_options_per_mode():
@@ -171,21 +171,3 @@ def test_migrate_and_the_demo_app_build_the_same_tls_context(tmp_path):
     endpoint = MigrateEndpoint("Target", ("t1",), ssl_cert=str(pem["cert"]), ssl_key=str(pem["key"]))
     context = migrate_ssl_context(endpoint)
     assert (context.verify_mode, context.check_hostname) == (ssl.CERT_NONE, False)
-
-
-class _Statement:
-    def __init__(self, idempotent: bool) -> None:
-        self.is_idempotent = idempotent
-
-
-def test_retry_policy_only_retries_idempotent_statements():
-    policy = IdempotentRetryPolicy(max_retries=2)
-    yes, no = _Statement(True), _Statement(False)
-    assert policy.on_write_timeout(yes, 6, "SIMPLE", 2, 1, 0) == (policy.RETRY, 6)
-    assert policy.on_write_timeout(yes, 6, "SIMPLE", 2, 1, 2) == (policy.RETHROW, None)
-    assert policy.on_write_timeout(no, 6, "SIMPLE", 2, 1, 0) == (policy.RETHROW, None)
-    assert policy.on_request_error(yes, 6, Exception(), 1) == (policy.RETRY_NEXT_HOST, 6)
-    assert policy.on_request_error(no, 6, Exception(), 0) == (policy.RETHROW, None)
-    assert policy.on_read_timeout(yes, 6, 2, 1, False, 0) == (policy.RETRY, 6)
-    assert policy.on_unavailable(yes, 6, 2, 1, 0) == (policy.RETRY_NEXT_HOST, 6)
-    assert policy.on_unavailable(yes, 6, 2, 1, 1) == (policy.RETHROW, None)

@@ -1,16 +1,21 @@
 """Run the demo application: ``zdmkit-demo-app`` or ``python -m zdmkit.demo_app``.
 
-The listen address and port come from the configuration file unless given here.
+The listen address and port come from the configuration file unless given here. Under
+systemd socket activation (``zdmkit-demo-app.socket``) the passed socket is served instead,
+see :mod:`zdmkit.demo_app.serving`.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from .config import CONFIG_ENV
+
+GRACEFUL_STOP_SECONDS = 10
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,9 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from .api import create_app, load_or_exit
+    from .logs import LOGGER_NAME
+    from .serving import ActivationError, Server, describe, inherited_sockets
 
     settings = load_or_exit()
-    uvicorn.run(
+    try:
+        sockets = inherited_sockets()
+    except ActivationError as exc:
+        print(f"zdmkit-demo-app: {exc}", file=sys.stderr, flush=True)
+        return 2
+    config = uvicorn.Config(
         create_app(settings),
         host=args.host or settings.listen_address,
         port=args.port or settings.listen_port,
@@ -49,8 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=10,
+        # In-flight requests get this long to finish on a stop (systemd's TimeoutStopSec is longer).
+        timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
     )
+    if sockets:
+        logging.getLogger(LOGGER_NAME).info(
+            "serving the sockets passed by systemd",
+            extra={"fields": {"event": "socket_activation", "listen": [describe(sock) for sock in sockets]}},
+        )
+    Server(config).run(sockets=sockets or None)
     return 0
 
 

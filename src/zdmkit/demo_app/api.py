@@ -135,6 +135,17 @@ def create_app(settings: Settings, *, connect: bool = True, metrics: AppMetrics 
             extra={"fields": {"event": "start", "version": __version__, "settings": settings.describe()}},
         )
         connector = asyncio.create_task(database.keep_connecting()) if connect else None
+        if connector is not None and settings.startup_wait > 0:
+            # The server accepts connections only after this: requests that arrive while the
+            # session opens wait in the listen backlog (held by systemd across a restart)
+            # instead of being answered 503. A cluster still out of reach after the wait
+            # gets the 503s, and /healthz says why, while the connector keeps trying.
+            await asyncio.wait({connector}, timeout=settings.startup_wait)
+            if not database.connected:
+                log.warning(
+                    "serving before the cluster answered; data requests get 503 until it does",
+                    extra={"fields": {"event": "start_unconnected", "waited_seconds": settings.startup_wait}},
+                )
         try:
             yield
         finally:

@@ -116,6 +116,8 @@ class Settings:
     max_status_bytes: int = 4096
     request_timeout: float = 10.0
     retry_window: float = 30.0
+    speculative_delay: float = 0.5
+    startup_wait: float = 30.0
     protocol_version: int | None = None
     source: str = "<defaults>"
 
@@ -143,6 +145,8 @@ _TOP_KEYS = {
     "max_status_bytes",
     "request_timeout_seconds",
     "retry_window_seconds",
+    "speculative_delay_seconds",
+    "startup_wait_seconds",
     "protocol_version",
     "origin",
     "target",
@@ -262,6 +266,8 @@ def build_settings(data: Mapping[str, Any], environ: Mapping[str, str], origin: 
         max_status_bytes=_integer(data, "max_status_bytes", origin, "", default=4096, low=1, high=1048576),
         request_timeout=_number(data, "request_timeout_seconds", origin, default=10.0, low=0.1, high=600.0),
         retry_window=_number(data, "retry_window_seconds", origin, default=30.0, low=0.0, high=3600.0),
+        speculative_delay=_number(data, "speculative_delay_seconds", origin, default=0.5, low=0.0, high=60.0),
+        startup_wait=_number(data, "startup_wait_seconds", origin, default=30.0, low=0.0, high=600.0),
         protocol_version=protocol,
         source=origin,
     )

@@ -1,9 +1,12 @@
 """The CQL side of the demo application: one session, prepared statements, retries.
 
 Every statement the application sends is idempotent: a write carries its own
-``when`` (chosen once, before the first attempt), so sending it again stores the
-same row. That is what lets the application retry through a ZDM proxy restart
-instead of handing the caller an error.
+``when`` and its own write timestamp (``USING TIMESTAMP``), both chosen once before
+the first attempt, so sending it again stores the very same cell. That is what lets
+the driver send it to another host, and the application send it again within its
+retry window, through a ZDM proxy restart (or a proxy killed) instead of handing the
+caller an error. A POST is still answered only once the write succeeded: a status the
+caller saw acknowledged is stored.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cassandra import (
@@ -33,6 +36,7 @@ from cassandra.cluster import (
 )
 from cassandra.connection import ConnectionException
 from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
     RetryPolicy,
@@ -79,18 +83,37 @@ class ClusterError(Exception):
 
 
 class IdempotentRetryPolicy(RetryPolicy):
-    """Retry idempotent statements on timeouts and connection errors, a few times.
+    """Send a failed statement to the next host, when that is safe.
 
-    The driver's default policy never retries a timed-out write and, for other
-    request errors, ignores whether the statement is idempotent; this one
-    retries only what is safe to send twice.
+    Two kinds of failure, told apart by whether the statement may have been applied:
+
+    - *not applied*: ``Unavailable`` (the coordinator found too few replicas alive),
+      ``OVERLOADED`` (also what a stopping ZDM proxy answers: "Shutting down, please retry
+      on next host") and ``IS_BOOTSTRAPPING``. The coordinator never ran the statement, so
+      any statement goes to the next host.
+    - *maybe applied*: a read or write timeout, a server error, a connection that broke
+      while the statement was in flight (a proxy or node killed). Only an idempotent
+      statement goes to the next host; anything else is handed back to the caller.
+
+    The driver's default policy retries a read timeout on the same host, never a write
+    timeout, and ignores idempotence for request errors. Retrying on the *next* host is
+    what rides through one proxy (or node) going away. ``max_retries`` bounds the retries
+    of one execution; the application's retry window (:meth:`Database._run`) bounds the time.
     """
 
-    def __init__(self, max_retries: int = 2) -> None:
+    NOT_APPLIED = (OverloadedErrorMessage, IsBootstrappingErrorMessage)
+
+    def __init__(self, max_retries: int = 3) -> None:
         self.max_retries = max_retries
 
-    def _idempotent(self, query: Any) -> bool:
+    @staticmethod
+    def _idempotent(query: Any) -> bool:
         return query is not None and bool(getattr(query, "is_idempotent", False))
+
+    def _next_host_if(self, safe: bool, consistency: int, retry_num: int) -> tuple[int, int | None]:
+        if safe and retry_num < self.max_retries:
+            return self.RETRY_NEXT_HOST, consistency
+        return self.RETHROW, None
 
     def on_read_timeout(
         self,
@@ -101,9 +124,7 @@ class IdempotentRetryPolicy(RetryPolicy):
         data_retrieved: bool,
         retry_num: int,
     ) -> tuple[int, int | None]:
-        if retry_num < self.max_retries and self._idempotent(query):
-            return self.RETRY, consistency
-        return self.RETHROW, None
+        return self._next_host_if(self._idempotent(query), consistency, retry_num)
 
     def on_write_timeout(
         self,
@@ -114,23 +135,19 @@ class IdempotentRetryPolicy(RetryPolicy):
         received_responses: int,
         retry_num: int,
     ) -> tuple[int, int | None]:
-        if retry_num < self.max_retries and self._idempotent(query):
-            return self.RETRY, consistency
-        return self.RETHROW, None
+        return self._next_host_if(self._idempotent(query), consistency, retry_num)
 
     def on_unavailable(
         self, query: Any, consistency: int, required_replicas: int, alive_replicas: int, retry_num: int
     ) -> tuple[int, int | None]:
-        if retry_num == 0:
-            return self.RETRY_NEXT_HOST, consistency
-        return self.RETHROW, None
+        # Not applied; one other coordinator may see more replicas alive, more would not.
+        return self._next_host_if(retry_num == 0, consistency, retry_num)
 
     def on_request_error(
         self, query: Any, consistency: int, error: Exception, retry_num: int
     ) -> tuple[int, int | None]:
-        if retry_num < self.max_retries and self._idempotent(query):
-            return self.RETRY_NEXT_HOST, consistency
-        return self.RETHROW, None
+        safe = isinstance(error, self.NOT_APPLIED) or self._idempotent(query)
+        return self._next_host_if(safe, consistency, retry_num)
 
 
 def cluster_options(settings: Settings) -> dict[str, Any]:
@@ -142,6 +159,14 @@ def cluster_options(settings: Settings) -> dict[str, Any]:
         retry_policy=IdempotentRetryPolicy(),
         consistency_level=ConsistencyLevel.name_to_value[settings.consistency_level],
         request_timeout=settings.request_timeout,
+        # A statement that has not answered after the delay is also sent to a second host
+        # (the driver does this for idempotent statements only): a host that vanished
+        # without closing its connections costs the delay, not the request timeout.
+        speculative_execution_policy=(
+            ConstantSpeculativeExecutionPolicy(delay=settings.speculative_delay, max_attempts=1)
+            if settings.speculative_delay > 0
+            else None
+        ),
     )
     options: dict[str, Any] = {
         "execution_profiles": {EXEC_PROFILE_DEFAULT: profile},
@@ -174,7 +199,10 @@ def statements(keyspace: str) -> tuple[str, str]:
     """The CQL of the read and the write; ``keyspace`` is a CQL identifier checked by the settings."""
     table = f"{keyspace}.{TABLE}"
     select = f'SELECT "user", "when", "status" FROM {table} WHERE "user" = ? LIMIT ?'  # noqa: S608 - validated identifier
-    insert = f'INSERT INTO {table} ("user", "when", "status") VALUES (?, ?, ?)'  # noqa: S608 - validated identifier
+    # The write timestamp is bound too: chosen once per write, so that sending the statement
+    # again stores the very same cell (same value, same writetime) on every replica, and on
+    # both clusters behind a ZDM proxy, whichever attempt got through.
+    insert = f'INSERT INTO {table} ("user", "when", "status") VALUES (?, ?, ?) USING TIMESTAMP ?'  # noqa: S608 - validated identifier
     return select, insert
 
 
@@ -197,7 +225,14 @@ def _await(response: ResponseFuture) -> asyncio.Future:
 class Database:
     """Holds the cluster connection and runs the application's statements."""
 
-    def __init__(self, settings: Settings, metrics: AppMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: AppMetrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.last_error: str | None = None
@@ -205,6 +240,8 @@ class Database:
         self._session: Session | None = None
         self._select: PreparedStatement | None = None
         self._insert: PreparedStatement | None = None
+        self._clock = clock
+        self._sleep = sleep
         self.metrics.connected.set(settings.mode.value, value=0)
 
     @property
@@ -263,18 +300,15 @@ class Database:
         self.metrics.connected.set(self.settings.mode.value, value=0)
 
     async def read_statuses(self, user: str, limit: int) -> list[Any]:
-        def statement() -> BoundStatement:
-            assert self._select is not None
-            return self._select.bind((user, limit))
-
-        return list(await self._run("read", statement))
+        self._require_session()
+        assert self._select is not None
+        return list(await self._run("read", self._select.bind((user, limit))))
 
     async def write_status(self, user: str, when: Any, status: str) -> None:
-        def statement() -> BoundStatement:
-            assert self._insert is not None
-            return self._insert.bind((user, when, status))
-
-        await self._run("write", statement)
+        """Store one status; every attempt sends the same row with the same write timestamp."""
+        self._require_session()
+        assert self._insert is not None
+        await self._run("write", self._insert.bind((user, when, status, time.time_ns() // 1000)))
 
     async def ping(self) -> str:
         """The release version of the node (or proxy) answering, without retries."""
@@ -288,18 +322,23 @@ class Database:
             raise NotConnected(self.last_error or "connecting")
         return self._session
 
-    async def _run(self, operation: str, statement: Callable[[], BoundStatement]) -> Any:
-        """Execute an idempotent statement, re-sending it on transient failures within the retry window."""
+    async def _run(self, operation: str, bound: BoundStatement) -> Any:
+        """Execute an idempotent statement, sending it again on transient failures.
+
+        The same bound statement (same values, same write timestamp) is sent each time.
+        No attempt starts after ``retry_window`` seconds and none outlives it, so a
+        statement spends at most ``max(request_timeout, retry_window)`` seconds here.
+        """
         session = self._require_session()
-        deadline = time.monotonic() + self.settings.retry_window
+        bound.is_idempotent = True
+        deadline = self._clock() + self.settings.retry_window
+        timeout = self.settings.request_timeout
         delay = 0.05
         while True:
-            bound = statement()
-            bound.is_idempotent = True
             try:
-                return await _await(session.execute_async(bound))
+                return await _await(session.execute_async(bound, timeout=timeout))
             except TRANSIENT_ERRORS as exc:
-                if time.monotonic() + delay > deadline:
+                if self._clock() + delay >= deadline:
                     self.metrics.db_failures.inc(operation)
                     raise ClusterError(operation, exc, transient=True) from exc
                 self.metrics.db_retries.inc(operation)
@@ -307,8 +346,9 @@ class Database:
                     "transient CQL failure; sending the statement again",
                     extra={"fields": {"event": "cql_retry", "operation": operation, "error": _one_line(exc)}},
                 )
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 delay = min(delay * 2, 1.0)
+                timeout = min(self.settings.request_timeout, max(deadline - self._clock(), 0.001))
             except Exception as exc:
                 self.metrics.db_failures.inc(operation)
                 raise ClusterError(operation, exc, transient=False) from exc

@@ -176,7 +176,7 @@ def journal_totals(path: Path | None) -> dict[str, int] | None:
     totals = {"attempts": 0, "acknowledged": 0, "failed": 0}
     for attempt in read_journal(path):
         totals["attempts"] += 1
-        if 200 <= attempt.code < 300:
+        if attempt.acknowledged:
             totals["acknowledged"] += 1
         else:
             totals["failed"] += 1

@@ -2,8 +2,11 @@
 
 It reads the writer's journal, reads the writers' partitions from one cluster
 (Origin, Target, or either through the proxy), and lists each acknowledged
-status that is not there. Attempts the caller saw fail are reported apart:
-they may or may not have landed, and neither outcome is a loss.
+status that is not there. Attempts that were not acknowledged are reported apart,
+by outcome: an ``unknown`` one may or may not have landed, and neither is a loss;
+a ``rejected`` or ``not_sent`` one that is stored contradicts the journal (the API
+stored what it refused, or the writer recorded a sent request as never sent) and
+fails the check like a loss.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .journal import Attempt
+from .journal import NOT_SENT, OUTCOMES, REJECTED, UNKNOWN, Attempt
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 
@@ -27,12 +30,15 @@ class Report:
     acknowledged_found: int = 0
     unacknowledged: int = 0
     unacknowledged_found: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    unknown_found: int = 0
     missing: list[Attempt] = field(default_factory=list)
     when_mismatch: list[Attempt] = field(default_factory=list)
+    contradicted: list[Attempt] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.missing
+        return not self.missing and not self.contradicted
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -43,6 +49,11 @@ class Report:
             "when_mismatch": len(self.when_mismatch),
             "unacknowledged": self.unacknowledged,
             "unacknowledged_found": self.unacknowledged_found,
+            "rejected": self.outcomes[REJECTED],
+            "not_sent": self.outcomes[NOT_SENT],
+            "unknown": self.outcomes[UNKNOWN],
+            "unknown_found": self.unknown_found,
+            "contradicted": len(self.contradicted),
         }
 
 
@@ -66,6 +77,7 @@ def compare(attempts: Iterable[Attempt], stored: Mapping[str, Mapping[str, str]]
     report = Report()
     for attempt in attempts:
         report.attempts += 1
+        report.outcomes[attempt.outcome] += 1
         found = stored.get(attempt.user, {})
         present = attempt.status in found
         if attempt.acknowledged:
@@ -80,6 +92,10 @@ def compare(attempts: Iterable[Attempt], stored: Mapping[str, Mapping[str, str]]
             report.unacknowledged += 1
             if present:
                 report.unacknowledged_found += 1
+                if attempt.outcome == UNKNOWN:
+                    report.unknown_found += 1
+                else:
+                    report.contradicted.append(attempt)
     return report
 
 

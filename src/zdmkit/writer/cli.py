@@ -8,7 +8,8 @@
 
 ``run`` stops by itself (after ``--duration`` seconds or ``--count`` attempts);
 ``serve`` runs until stopped (SIGTERM) unless given limits, re-reading the prefix file
-as it goes. ``check`` exits 1 when an acknowledged write is missing from the cluster.
+as it goes. ``check`` exits 1 when an acknowledged write is missing from the cluster (or a write
+journaled as rejected or never sent is stored).
 """
 
 from __future__ import annotations
@@ -44,13 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--state-file", type=Path, help="JSON file rewritten with the counters every second")
         p.add_argument("--metrics-address", default="127.0.0.1", help="address of the /metrics endpoint")
         p.add_argument("--metrics-port", type=int, default=0, help="port of the /metrics endpoint (0: none)")
-        p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one answer (default: 60)")
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=60.0,
+            help="seconds one attempt may take, connecting included (default: 60; longer than an app restart)",
+        )
 
     run = sub.add_parser("run", help="write for a bounded time, then stop")
     add_writer_options(run, rate=20.0)
     run.add_argument("--prefix", default="ModeCassandra_", help="status prefix, e.g. ModeProxy_")
     run.add_argument("--duration", type=float, default=60.0, help="seconds to write for (default: 60)")
     run.add_argument("--count", type=int, default=0, help="stop after this many attempts (default: rate x duration)")
+    run.add_argument("--concurrency", type=int, default=1, help="senders sharing the rate (default: 1)")
 
     serve = sub.add_parser("serve", help="write until stopped, following a prefix file")
     add_writer_options(serve, rate=0.05)
@@ -88,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _limits(args: argparse.Namespace) -> tuple[float, int]:
     if args.rate <= 0:
         raise SystemExit("zdmkit-writer: --rate must be positive")
+    if args.timeout <= 0:
+        raise SystemExit("zdmkit-writer: --timeout must be positive")
+    if getattr(args, "concurrency", 1) < 1:
+        raise SystemExit("zdmkit-writer: --concurrency must be at least 1")
     if args.command == "run":
         if args.duration <= 0:
             raise SystemExit("zdmkit-writer: run needs a positive --duration; use serve to write without end")
@@ -119,6 +130,7 @@ def write(args: argparse.Namespace) -> int:
         count=count,
         timeout=args.timeout,
         state_file=args.state_file,
+        concurrency=getattr(args, "concurrency", 1),
     )
     try:
         with Journal(args.journal, sync=args.fsync) as journal:
@@ -152,7 +164,11 @@ def check(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {**report.summary(), "missing_statuses": [a.status for a in report.missing]},
+                {
+                    **report.summary(),
+                    "missing_statuses": [a.status for a in report.missing],
+                    "contradicted_statuses": [a.status for a in report.contradicted],
+                },
                 indent=2,
             )
         )
@@ -163,6 +179,8 @@ def check(args: argparse.Namespace) -> int:
             print(f"MISSING {attempt.ts} user={attempt.user} status={attempt.status} code={attempt.code}")
         if len(report.missing) > args.show:
             print(f"... and {len(report.missing) - args.show} more")
+        for attempt in report.contradicted[: args.show]:
+            print(f"STORED BUT {attempt.outcome.upper()} {attempt.ts} user={attempt.user} status={attempt.status}")
     return 0 if report.ok else EXIT_MISSING
 
 

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .journal import Attempt, Journal
+from .journal import ACKNOWLEDGED, NOT_SENT, OUTCOMES, REJECTED, UNKNOWN, Attempt, Journal
 
 _RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -81,6 +81,8 @@ class Counters:
     attempts: int = 0
     acknowledged: int = 0
     rejected: int = 0
+    unknown: int = 0
+    not_sent: int = 0
     transport_errors: int = 0
     latency_sum_ms: float = 0.0
     latency_max_ms: float = 0.0
@@ -96,11 +98,15 @@ class Counters:
             self.last_code = attempt.code
             key = str(attempt.code) if attempt.code else "none"
             self.codes[key] = self.codes.get(key, 0) + 1
-            if attempt.acknowledged:
+            if attempt.outcome == ACKNOWLEDGED:
                 self.acknowledged += 1
-            elif attempt.code:
+            elif attempt.outcome == REJECTED:
                 self.rejected += 1
+            elif attempt.outcome == NOT_SENT:
+                self.not_sent += 1
             else:
+                self.unknown += 1
+            if not attempt.code:
                 self.transport_errors += 1
             self.latency_sum_ms += attempt.latency_ms
             self.latency_max_ms = max(self.latency_max_ms, attempt.latency_ms)
@@ -112,6 +118,8 @@ class Counters:
                 "attempts": self.attempts,
                 "acknowledged": self.acknowledged,
                 "rejected": self.rejected,
+                "unknown": self.unknown,
+                "not_sent": self.not_sent,
                 "transport_errors": self.transport_errors,
                 "skipped_slots": self.skipped_slots,
                 "latency_avg_ms": round(self.latency_sum_ms / self.attempts, 3) if self.attempts else 0.0,
@@ -135,6 +143,11 @@ class Counters:
             "# TYPE zdmkit_writer_responses_total counter",
         ]
         lines += [f'zdmkit_writer_responses_total{{code="{code}"}} {n}' for code, n in sorted(snap["codes"].items())]
+        lines += [
+            "# HELP zdmkit_writer_outcomes_total Attempts by outcome (unknown: sent, maybe stored, not acknowledged).",
+            "# TYPE zdmkit_writer_outcomes_total counter",
+        ]
+        lines += [f'zdmkit_writer_outcomes_total{{outcome="{name}"}} {snap[name]}' for name in OUTCOMES]
         lines += [
             "# HELP zdmkit_writer_latency_seconds_sum Total time spent waiting for answers.",
             "# TYPE zdmkit_writer_latency_seconds_sum counter",
@@ -220,6 +233,23 @@ class WriterOptions:
     timeout: float = 60.0
     state_file: Path | None = None
     state_interval: float = 1.0
+    concurrency: int = 1
+
+
+def new_client(timeout: float) -> httpx.Client:
+    """The writer's HTTP client: a new connection for every request.
+
+    A status POST is not idempotent (the API stamps the row with its own time), so it is
+    never sent twice. A kept-alive connection can be closed by the server between two
+    requests (a restart, an idle timeout) at the very moment the next POST goes out, and
+    then nobody knows whether that POST was served. A fresh connection per request leaves
+    one clear case that is safe to try again: the connection could not be made at all.
+    """
+    return httpx.Client(
+        timeout=timeout,
+        limits=httpx.Limits(max_keepalive_connections=0),
+        headers={"Connection": "close"},
+    )
 
 
 def run_writer(
@@ -232,66 +262,149 @@ def run_writer(
 ) -> Counters:
     """POST statuses until ``stop`` is set, ``count`` attempts are made or ``duration`` has passed.
 
-    ``count`` and ``duration`` of 0 mean no such limit.
+    ``count`` and ``duration`` of 0 mean no such limit. With ``concurrency`` N, N senders
+    share the rate (each sends at rate/N, their schedules interleaved), the count and the journal.
     """
+    if options.concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
     own_client = client is None
-    http = client or httpx.Client(timeout=options.timeout)
+    http = client or new_client(options.timeout)
     run_id = new_run_id()
     start = time.monotonic()
-    pacer = Pacer(options.rate, start)
-    last_state = 0.0
-    seq = 0
-    try:
-        while not stop.is_set():
-            if options.count and seq >= options.count:
-                break
-            if options.duration and time.monotonic() - start >= options.duration:
-                break
+    seq_lock = threading.Lock()
+    last_seq = 0
+
+    def next_seq() -> int | None:
+        nonlocal last_seq
+        with seq_lock:
+            if options.count and last_seq >= options.count:
+                return None
+            last_seq += 1
+            return last_seq
+
+    def time_is_up() -> bool:
+        return bool(options.duration) and time.monotonic() - start >= options.duration
+
+    def sender(index: int) -> None:
+        pacer = Pacer(options.rate / options.concurrency, start + index / options.rate)
+        while not stop.is_set() and not time_is_up():
             wait = pacer.delay(time.monotonic())
             if options.duration:
                 wait = min(wait, max(0.0, start + options.duration - time.monotonic()))
             if wait and stop.wait(wait):
                 break
-            if options.duration and time.monotonic() - start >= options.duration:
+            if time_is_up():
                 break
-            seq += 1
+            seq = next_seq()
+            if seq is None:
+                break
             current = prefix()
             counters.prefix = current
-            attempt = post_once(http, options.url, options.user, status_value(current, seq, _now(), run_id), seq)
+            status = status_value(current, seq, _now(), run_id)
+            # Journaled before it is sent: if the writer dies mid-attempt, the attempt still
+            # shows, as one whose outcome is unknown.
+            journal.begin(seq, utc_stamp(time.time()), options.user, status)
+            attempt = post_once(http, options.url, options.user, status, seq, options.timeout)
             journal.append(attempt)
             counters.record(attempt)
             pacer.sent(time.monotonic())
-            counters.skipped_slots = pacer.skipped
+            with seq_lock:
+                counters.skipped_slots += pacer.skipped
+                pacer.skipped = 0
+
+    failures: list[BaseException] = []
+
+    def guarded(index: int) -> None:
+        try:
+            sender(index)
+        except BaseException as exc:  # a journal that cannot be written ends the run
+            failures.append(exc)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=guarded, args=(i,), name=f"writer-{i}", daemon=True)
+        for i in range(options.concurrency)
+    ]
+    last_state = time.monotonic()
+    try:
+        for thread in threads:
+            thread.start()
+        while alive := [thread for thread in threads if thread.is_alive()]:
+            alive[0].join(0.1)
             if options.state_file and time.monotonic() - last_state >= options.state_interval:
                 write_state(options.state_file, counters)
                 last_state = time.monotonic()
     finally:
+        stop_now = any(thread.is_alive() for thread in threads)
+        if stop_now:  # interrupted: let each sender finish (and journal) the attempt it is in
+            stop.set()
+        for thread in threads:
+            thread.join()
         if own_client:
             http.close()
         if options.state_file:
             write_state(options.state_file, counters)
+    if failures:
+        raise failures[0]
     return counters
 
 
-def post_once(client: httpx.Client, base_url: str, user: str, status: str, seq: int) -> Attempt:
-    """Send one status and describe what happened."""
+# Transport errors raised before any byte of the request left: safe to try again.
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def post_once(
+    client: httpx.Client,
+    base_url: str,
+    user: str,
+    status: str,
+    seq: int,
+    timeout: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Attempt:
+    """Send one status and describe what happened, honestly.
+
+    A connection that cannot be made is tried again, with backoff, until ``timeout``
+    seconds have passed since the attempt began: nothing was sent, so nothing can be
+    stored twice. Anything that fails once the request may have left is not sent again
+    and is recorded as ``unknown``; only a 2xx answer echoing the status is ``acknowledged``.
+    """
     sent_at = time.time()
     started = time.perf_counter()
-    code, when, error = 0, None, None
-    try:
-        response = client.post(status_url(base_url, user, status))
+    deadline = time.monotonic() + timeout
+    code, when, error, outcome, tries = 0, None, None, UNKNOWN, 0
+    delay = 0.1
+    url = status_url(base_url, user, status)
+    while True:
+        tries += 1
+        try:
+            response = client.post(url, timeout=max(0.001, deadline - time.monotonic()))
+        except NOT_SENT_ERRORS as exc:
+            error, outcome = f"{type(exc).__name__}: {exc}"[:200], NOT_SENT
+            if time.monotonic() + delay < deadline:
+                sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            break
+        except httpx.HTTPError as exc:
+            error, outcome = f"{type(exc).__name__}: {exc}"[:200], UNKNOWN
+            break
         code = response.status_code
+        error, outcome = None, UNKNOWN
         if 200 <= code < 300:
-            body = response.json()
-            when = body.get("when") if isinstance(body, dict) else None
-            if not isinstance(body, dict) or body.get("status") != status:
-                error = "2xx answer does not echo the status sent"
+            try:
+                body = response.json()
+            except ValueError as exc:
+                error = f"2xx answer is not JSON: {exc}"[:200]
+            else:
+                if isinstance(body, dict) and body.get("status") == status:
+                    when, outcome = body.get("when"), ACKNOWLEDGED
+                else:
+                    error = "2xx answer does not echo the status sent"
         else:
+            outcome = REJECTED if 400 <= code < 500 else UNKNOWN
             error = response.text[:200]
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:200]
-    except ValueError as exc:
-        error = f"2xx answer is not JSON: {exc}"[:200]
+        break
     latency_ms = (time.perf_counter() - started) * 1000
     return Attempt(
         seq=seq,
@@ -302,6 +415,8 @@ def post_once(client: httpx.Client, base_url: str, user: str, status: str, seq: 
         latency_ms=round(latency_ms, 3),
         when=when,
         error=error,
+        outcome=outcome,
+        tries=tries,
     )
 
 

@@ -8,6 +8,7 @@ migration in the phase the next one starts from.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -170,8 +171,11 @@ def lab_units(lab: Lab) -> dict[str, list[str]]:
 
 
 def journal(lab: Lab) -> list[dict]:
+    """The writer's finished attempts, one each (the line journaled before sending is not one)."""
+    from zdmkit.writer.journal import parse_journal
+
     text = docker_exec(lab.client, "sh", "-c", f"cat {JOURNAL} 2>/dev/null || true")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [dataclasses.asdict(attempt) for attempt in parse_journal(text, JOURNAL, in_flight=False)]
 
 
 def utc_now() -> str:
