@@ -187,7 +187,8 @@ def attempts_between(entries: list[dict], start: str, end: str | None = None) ->
 
 
 def failures(entries: list[dict]) -> list[dict]:
-    return [e for e in entries if not 200 <= int(e.get("code") or 0) < 300]
+    """Attempts the writer cannot count as stored: anything but acknowledged."""
+    return [e for e in entries if e["outcome"] != "acknowledged"]
 
 
 @contextlib.contextmanager

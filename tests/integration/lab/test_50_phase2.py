@@ -69,7 +69,7 @@ def stop_a_cluster_under_traffic(lab, node: str, side: str, title: str) -> tuple
                f"the proxies ready again with {side} back")
     end = utc_now()
     window = attempts_between(journal(lab), start, end)
-    acknowledged = {("writer", e["status"]) for e in window if e["code"] == 200} | {
+    acknowledged = {("writer", e["status"]) for e in window if e["outcome"] == "acknowledged"} | {
         (load.user, s) for s in load.written}
     users = ["writer", load.user]
     origin, target = rows(lab, lab.origin, users), rows(lab, lab.target, users)
