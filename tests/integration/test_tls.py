@@ -158,6 +158,7 @@ def test_key_material_is_private_to_the_service_user():
 
     assert mode_and_owner(TARGET_HOST, "/etc/cassandra/tls/node.pem") == ["600", "cassandra"]
     assert mode_and_owner(CLIENT_HOST, "/etc/zdmkit/tls/target-key.pem") == ["600", "zdmkit-app"]
+    assert mode_and_owner(CLIENT_HOST, "/etc/zdmkit/tls/proxy-key.pem") == ["600", "zdmkit-app"]
 
 
 def migrate(command: str, *extra: str, report: Path) -> subprocess.CompletedProcess:
@@ -194,13 +195,14 @@ def test_engine_copies_and_validates_over_tls(origin, target, tmp_path):
     assert sorted(r.wt for r in rows) == [1_700_000_000_000_000 + i for i in range(20)]
 
 
-def test_app_reaches_target_with_its_client_certificate(target):
+def test_app_reaches_origin_over_tls(origin):
+    """Phase 0: the app on Origin, TLS verified with the CA (Target comes after phase 5)."""
     user = f"tlsapp{uuid.uuid4().hex[:8]}"
     with httpx.Client(base_url=APP, timeout=30) as api:
         assert api.post(f"/status/{user}/Online").status_code == 200
         assert api.get(f"/status/{user}", params={"entries": 1}).json()[0]["status"] == "Online"
-    assert target.execute("SELECT status FROM zdmapp.user_status WHERE user = %s", (user,)).one().status == "Online"
-    clients = target.execute("SELECT address, ssl_enabled FROM system_views.clients")
+    assert origin.execute("SELECT status FROM zdmapp.user_status WHERE user = %s", (user,)).one().status == "Online"
+    clients = origin.execute("SELECT address, ssl_enabled FROM system_views.clients")
     app_host = APP.split("//", 1)[1].split(":", 1)[0]
     from_app = [r.ssl_enabled for r in clients if str(r.address) == app_host]
     assert from_app and all(from_app), list(clients)

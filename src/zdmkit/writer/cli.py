@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--secure-connect-bundle", help="Astra DB bundle; --username/--password are the client id/secret"
     )
+    check.add_argument("--ssl-ca", help="CA (PEM) the nodes' certificates must chain to; turns TLS on")
+    check.add_argument("--ssl-cert", help="client certificate (PEM) for clusters that ask for one")
+    check.add_argument("--ssl-key", help="the client certificate's unencrypted key (PEM)")
     check.add_argument("--keyspace", default="zdmapp")
     check.add_argument("--consistency-level", default="LOCAL_QUORUM")
     check.add_argument("--prefix", help="only attempts whose status starts with this prefix")
@@ -187,7 +190,7 @@ def check(args: argparse.Namespace) -> int:
 def _connect(args: argparse.Namespace, password: str | None) -> tuple[Any, Any]:
     from cassandra.cluster import Cluster
 
-    from zdmkit.demo_app.config import CONSISTENCY_LEVELS, CloudBundle, Endpoint, Mode, Settings
+    from zdmkit.demo_app.config import CONSISTENCY_LEVELS, CloudBundle, Endpoint, Mode, Settings, TlsSettings
     from zdmkit.demo_app.db import cluster_options
 
     level = args.consistency_level.upper()
@@ -208,9 +211,14 @@ def _connect(args: argparse.Namespace, password: str | None) -> tuple[Any, Any]:
             raise ValueError("give --contact-points or --secure-connect-bundle")
         if args.username and not password:
             raise ValueError(f"--username needs --password (or {PASSWORD_ENV})")
+        tls = None
+        if args.ssl_ca or args.ssl_cert:
+            if bool(args.ssl_cert) != bool(args.ssl_key):
+                raise ValueError("--ssl-cert and --ssl-key go together")
+            tls = TlsSettings(ca_file=args.ssl_ca, cert_file=args.ssl_cert, key_file=args.ssl_key)
         settings = Settings(
             mode=Mode.TARGET,
-            endpoint=Endpoint(points, args.port, args.username, password, args.local_datacenter),
+            endpoint=Endpoint(points, args.port, args.username, password, args.local_datacenter, tls),
             cloud=None,
             consistency_level=level,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import docker_exec, failures, journal, playbook
+from labkit import docker_exec, failures, journal, playbook
 
 
 def test_status_reports_phase_0(lab):

@@ -8,7 +8,7 @@ import ipaddress
 import json
 
 import pytest
-from conftest import changed_hosts, docker_exec, lab_units, playbook, playbooks_side_by_side, unit_starts
+from labkit import changed_hosts, docker_exec, lab_units, playbook, playbooks_side_by_side, unit_starts
 
 SECRET = "Site-Secret-4b7d0e93c1"  # a password given to the playbooks, looked for in what they leave
 

@@ -12,9 +12,9 @@ import uuid
 
 import httpx
 import pytest
-from conftest import ClientLoad, changed_hosts, cql, docker_exec, playbook, report, unit_starts, wait_until
+from labkit import ClientLoad, changed_hosts, cql, docker_exec, playbook, report, unit_starts, wait_until
 
-ROLL = "molecule/lab/proxies.yml"
+ROLL = "molecule/shared/proxies.yml"
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from conftest import ClientLoad, attempts_between, cql, docker_exec, failures, journal, readiness, report, utc_now
-from conftest import wait_until as until
+from labkit import ClientLoad, attempts_between, cql, docker_exec, failures, journal, readiness, report, utc_now
+from labkit import wait_until as until
 
 
 def kill_a_proxy_under_load(lab, proxy: str, phase: str) -> None:

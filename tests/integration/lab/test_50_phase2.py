@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import (
+from labkit import (
     ClientLoad,
     attempts_between,
     docker_exec,

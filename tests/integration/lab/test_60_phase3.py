@@ -13,7 +13,7 @@ import threading
 import time
 
 import httpx
-from conftest import (
+from labkit import (
     ROOT,
     attempts_between,
     changed_hosts,

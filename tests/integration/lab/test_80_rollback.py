@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from conftest import attempts_between, changed_hosts, docker_exec, failures, journal, playbook, report, utc_now
+from labkit import attempts_between, changed_hosts, docker_exec, failures, journal, playbook, report, utc_now
 
 
 def routing(lab) -> set[tuple[str, str]]:

@@ -8,7 +8,7 @@ import time
 import uuid
 
 import httpx
-from conftest import (
+from labkit import (
     attempts_between,
     changed_hosts,
     cql,

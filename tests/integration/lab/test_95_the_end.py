@@ -8,7 +8,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from conftest import JOURNAL, ROOT, changed_hosts, docker_exec, failures, journal, playbook, report
+from labkit import JOURNAL, ROOT, changed_hosts, docker_exec, failures, journal, playbook, report
 
 
 def check(lab, tmp_path: Path, host: str, prefix: str | None = None) -> dict:

@@ -1,0 +1,349 @@
+"""What the migration stories share (the lab's, and the TLS scenario's): the inventory's hosts,
+playbook runs, the hosts' units, the writer's journal, CQL sessions on each cluster and through
+the proxies, a driver client's load, readiness of the proxies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from integration_env import need
+
+ROOT = Path(__file__).resolve().parents[2]
+INVENTORY = os.environ.get("ZDMKIT_TEST_INVENTORY", "")
+USER, PASSWORD = "cassandra", "cassandra"  # the lab's superuser, as the public lab uses it
+JOURNAL = "/var/lib/zdmkit-writer/journal.jsonl"
+# Driver options per contact point (an ssl_context where a cluster or proxy speaks TLS only);
+# a story that uses TLS fills it before its first session.
+CONNECT_OPTIONS: dict[str, dict] = {}
+
+
+@dataclass
+class Lab:
+    inventory: str
+    groups: dict[str, list[str]]
+    address: dict[str, str]
+    state_dir: Path
+    marks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def origin(self) -> str:
+        return self.groups["origin"][0]
+
+    @property
+    def target(self) -> str:
+        return self.groups["target"][0]
+
+    @property
+    def proxies(self) -> list[str]:
+        return self.groups["proxies"]
+
+    @property
+    def client(self) -> str:
+        return self.groups["clients"][0]
+
+    @property
+    def monitoring(self) -> str:
+        return self.groups["monitoring"][0]
+
+    @property
+    def app_url(self) -> str:
+        return f"http://{self.address[self.client]}:8000"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.address[self.monitoring]}:9090"
+
+    def hosts(self) -> list[str]:
+        return sorted({h for g in self.groups.values() for h in g})
+
+
+def load_lab(inventory: str, optional: tuple[str, ...] = ()) -> Lab:
+    """The hosts of an inventory's migration groups (those in ``optional`` may be empty)."""
+    need(bool(inventory), "ZDMKIT_TEST_INVENTORY names no inventory")
+    listing = subprocess.run(
+        ["ansible-inventory", "-i", inventory, "--list"], capture_output=True, text=True, check=True
+    ).stdout
+    data = json.loads(listing)
+    groups = {g: data.get(g, {}).get("hosts", []) for g in ("origin", "target", "proxies", "monitoring", "clients")}
+    assert all(hosts or name in optional for name, hosts in groups.items()), groups
+    hostvars = data["_meta"]["hostvars"]
+    address = {h: hostvars[h]["service_address"] for g in groups.values() for h in g}
+    path = Path(inventory)
+    state_dir = (path if path.is_dir() else path.parent) / "state"
+    return Lab(inventory, groups, address, state_dir)
+
+
+def playbook(lab: Lab, name: str, *args: str, extra: dict | None = None, timeout: int = 1800,
+             env: dict | None = None, own_fact_cache: bool = False) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                   "ANSIBLE_FORCE_COLOR": "0", **(env or {})}
+    for var in ("ANSIBLE_ROLES_PATH", "ANSIBLE_FILTER_PLUGINS", "ANSIBLE_LIBRARY", "ANSIBLE_MODULE_UTILS"):
+        environment.pop(var, None)  # the project's own configuration
+    if own_fact_cache:
+        # Runs side by side each read a copy of the fact cache: none writes a file another reads.
+        import shutil
+        import tempfile
+
+        copy = Path(tempfile.mkdtemp(prefix="zdmkit-facts-"))
+        if (ROOT / ".cache" / "ansible-facts").is_dir():
+            shutil.copytree(ROOT / ".cache" / "ansible-facts", copy, dirs_exist_ok=True)
+        environment["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(copy)
+    path = ROOT / name if "/" in name else ROOT / "playbooks" / name
+    command = ["ansible-playbook", "-i", lab.inventory, str(path), *args]
+    if extra:
+        command += ["-e", json.dumps(extra)]
+    run = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout,
+                         check=False)
+    # The YAML callback folds long lines: tests read the output with its whitespace joined.
+    run.text = " ".join(run.stdout.split())
+    return run
+
+
+def playbooks_side_by_side(lab: Lab, runs: dict[str, tuple[str, dict]], workers: int = 3) -> dict:
+    """Several refused runs at once (they only read): {id: CompletedProcess}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {key: pool.submit(playbook, lab, name, extra=extra, own_fact_cache=True)
+                   for key, (name, extra) in runs.items()}
+        return {key: future.result() for key, future in futures.items()}
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    counts = {}
+    for host, rest in re.findall(r"^(\S+)\s+: (ok=.*)$", output, flags=re.M):
+        counts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
+    return counts
+
+
+def changed_hosts(output: str) -> dict[str, int]:
+    return {host: c["changed"] for host, c in recap(output).items() if c.get("changed")}
+
+
+def docker_exec(host: str, *command: str, check: bool = True) -> str:
+    run = subprocess.run(["docker", "exec", host, *command], capture_output=True, text=True, check=False)
+    if check and run.returncode != 0:
+        raise AssertionError(f"{host}: {' '.join(command)} exited {run.returncode}: {run.stderr[-2000:]}")
+    return run.stdout
+
+
+def unit_starts(lab: Lab, units: dict[str, list[str]]) -> dict[str, str]:
+    """Start time and main PID of each running unit, per host: {host/unit: 'monotonic/pid'}."""
+    starts = {}
+    for host, names in units.items():
+        out = docker_exec(host, "systemctl", "show", "-p", "Id,ActiveEnterTimestampMonotonic,MainPID", *names)
+        for block in out.strip().split("\n\n"):
+            fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            if fields.get("MainPID", "0") != "0":
+                starts[f"{host}/{fields['Id']}"] = f"{fields['ActiveEnterTimestampMonotonic']}/{fields['MainPID']}"
+    return starts
+
+
+def lab_units(lab: Lab) -> dict[str, list[str]]:
+    units = {h: ["prometheus-node-exporter.service"] for h in lab.hosts()}
+    for host in lab.groups["origin"] + lab.groups["target"]:
+        units[host].append("cassandra.service")
+    for host in lab.proxies:
+        units[host].append("zdm-proxy.service")
+    units[lab.monitoring] += ["prometheus.service", "prometheus-blackbox-exporter.service"]
+    units[lab.client] += ["zdmkit-demo-app.service"]
+    return units
+
+
+def journal(lab: Lab) -> list[dict]:
+    """The writer's finished attempts, one each (the line journaled before sending is not one)."""
+    from zdmkit.writer.journal import parse_journal
+
+    text = docker_exec(lab.client, "sh", "-c", f"cat {JOURNAL} 2>/dev/null || true")
+    return [dataclasses.asdict(attempt) for attempt in parse_journal(text, JOURNAL, in_flight=False)]
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+
+
+def attempts_between(entries: list[dict], start: str, end: str | None = None) -> list[dict]:
+    return [e for e in entries if e["ts"] >= start and (end is None or e["ts"] <= end)]
+
+
+def failures(entries: list[dict]) -> list[dict]:
+    """Attempts the writer cannot count as stored: anything but acknowledged."""
+    return [e for e in entries if e["outcome"] != "acknowledged"]
+
+
+@contextlib.contextmanager
+def cql(*hosts: str, port: int = 9042, pin: bool = False, **options) -> Iterator:
+    """A session on the given contact points (pinned to the first one with ``pin``)."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    options = {**CONNECT_OPTIONS.get(hosts[0], {}), **options}
+    profiles = {}
+    if pin:
+        profiles[EXEC_PROFILE_DEFAULT] = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(hosts[:1]))
+    cluster = Cluster(list(hosts), port=port, auth_provider=PlainTextAuthProvider(USER, PASSWORD),
+                      execution_profiles=profiles, **options)
+    try:
+        yield cluster.connect()
+    finally:
+        cluster.shutdown()
+
+
+def writer_rows(lab: Lab, host: str, user: str = "writer") -> set[str]:
+    with cql(lab.address[host]) as session:
+        rows = session.execute("SELECT status FROM zdmapp.user_status WHERE user = %s", (user,))
+        return {row.status for row in rows}
+
+
+def wait_until(predicate, timeout: float, interval: float = 1.0, what: str = "the condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def prometheus(lab: Lab, query: str) -> list[dict]:
+    import httpx
+
+    answer = httpx.get(f"{lab.prometheus_url}/api/v1/query", params={"query": query}, timeout=10).json()
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def readiness(lab: Lab, proxy: str) -> tuple[int, dict]:
+    import httpx
+
+    try:
+        answer = httpx.get(f"http://{lab.address[proxy]}:14001/health/readiness", timeout=5)
+    except httpx.HTTPError as exc:
+        return 0, {"error": type(exc).__name__}
+    return answer.status_code, answer.json() if answer.content else {}
+
+
+def side_status(lab: Lab, proxy: str, side: str) -> str:
+    """What a proxy's readiness says of one side: UP, DOWN, or why it did not answer."""
+    code, body = readiness(lab, proxy)
+    return (body.get(f"{side}Status") or {}).get("Status", f"no answer ({code})")
+
+
+def report(title: str, **counts) -> None:
+    """Counts in the test output (pytest -s shows them; -rA keeps them with the result)."""
+    print(f"\n[lab] {title}: " + ", ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+
+
+class ClientLoad:
+    """A cassandra-driver client left at its defaults except that its statements are prepared
+    and marked idempotent (so the driver may retry them on another host): INSERTs of its own rows
+    and SELECTs, ``in_flight`` at a time, at a bounded rate, until stopped or ``max_seconds``
+    passed. Counts every operation and every error the client saw; ``written`` holds the rows
+    whose INSERT was acknowledged, ``failed_writes`` those whose INSERT failed."""
+
+    def __init__(self, hosts: list[str], rate: float = 50.0, max_seconds: float = 600.0, user: str | None = None,
+                 port: int = 9042, in_flight: int = 1, **cluster_options) -> None:
+        import threading
+        import uuid
+
+        self.hosts, self.rate, self.max_seconds, self.port, self.in_flight = hosts, rate, max_seconds, port, in_flight
+        self.user = user or f"load{uuid.uuid4().hex[:8]}"
+        self.options = {**CONNECT_OPTIONS.get(hosts[0], {}), **cluster_options}
+        self.ops = self.errors = 0
+        self.error_kinds: dict[str, int] = {}
+        self.written: list[str] = []
+        self.failed_writes: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+
+    def __enter__(self) -> ClientLoad:
+        self._thread.start()
+        if not self._ready.wait(60):
+            raise AssertionError("the client load could not connect within 60 s")
+        if self._failure:
+            raise self._failure
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=180)
+
+    def _done(self, status: str | None, error: BaseException | None) -> None:
+        with self._lock:
+            self.ops += 1
+            if error is not None:
+                self.errors += 1
+                kind = type(error).__name__
+                self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+                if status:
+                    self.failed_writes.append(status)
+            elif status:
+                self.written.append(status)
+
+    def _run(self) -> None:
+        import datetime as dt
+        import threading
+
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import Cluster
+
+        try:
+            cluster = Cluster(self.hosts, port=self.port, auth_provider=PlainTextAuthProvider(USER, PASSWORD),
+                              **self.options)
+            session = cluster.connect()
+            insert = session.prepare("INSERT INTO zdmapp.user_status (user, when, status) VALUES (?, ?, ?)")
+            select = session.prepare("SELECT status FROM zdmapp.user_status WHERE user = ? LIMIT 1")
+            insert.is_idempotent = select.is_idempotent = True
+        except BaseException as exc:  # reported to the test by __enter__
+            self._failure = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        slots = threading.BoundedSemaphore(self.in_flight)
+        started = time.monotonic()
+        interval = 1.0 / self.rate
+        seq = 0
+        try:
+            while not self._stop.is_set() and time.monotonic() - started < self.max_seconds:
+                seq += 1
+                if not slots.acquire(timeout=30):
+                    continue
+                status = f"load_{seq:07d}" if seq % 2 else None
+                if status:
+                    when = dt.datetime(2030, 1, 1) + dt.timedelta(milliseconds=seq)
+                    future = session.execute_async(insert, (self.user, when, status), timeout=20)
+                else:
+                    future = session.execute_async(select, (self.user,), timeout=20)
+
+                def finished(_rows, status=status):
+                    self._done(status, None)
+                    slots.release()
+
+                def failed(error, status=status):
+                    self._done(status, error)
+                    slots.release()
+
+                future.add_callbacks(finished, failed)
+                self._stop.wait(interval)
+            for _ in range(self.in_flight):  # the last answers
+                slots.acquire(timeout=30)
+        finally:
+            cluster.shutdown()
