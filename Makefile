@@ -10,6 +10,7 @@ PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.cache/bin:$(PATH)
 export ZDMKIT_ARTIFACTS ?= $(HOME)/.cache/zdmkit/artifacts
 export ZDMKIT_SOURCES ?= $(abspath $(CURDIR)/../shared/sources)
+export ZDMKIT_PREBUILT ?= $(abspath $(CURDIR)/../shared/artifacts)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ZDMKIT_BASE_IMAGE := $(shell images/bookworm-systemd/build.sh --tag)
 # Scenarios `make molecule` runs, in this order; `make molecule SCENARIO=name` runs one.
