@@ -19,7 +19,7 @@ SCENARIO ?=
 
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help bootstrap host docker image venv artifacts lint unit molecule test lab lab-up lab-down clean
+.PHONY: help bootstrap host docker image venv artifacts dashboards lint unit molecule test lab lab-up lab-down clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ $(VENV_STAMP): pyproject.toml requirements/constraints.txt
 
 artifacts: venv ## Fill the artifact cache (what tests need must succeed)
 	@zdmkit-artifacts fetch --for test
+
+dashboards: venv ## Check the Perses dashboards and write their Grafana exports (monitoring/dashboards/grafana)
+	@python -m zdmkit.dashboards export
 
 lint: venv ## yamllint (strict), ansible-lint (production profile), ruff
 	yamllint --strict .
