@@ -10,6 +10,7 @@ PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.cache/bin:$(PATH)
 export ZDMKIT_ARTIFACTS ?= $(HOME)/.cache/zdmkit/artifacts
 export ZDMKIT_SOURCES ?= $(abspath $(CURDIR)/../shared/sources)
+export ZDMKIT_PREBUILT ?= $(abspath $(CURDIR)/../shared/artifacts)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ZDMKIT_BASE_IMAGE := $(shell images/bookworm-systemd/build.sh --tag)
 # Scenarios `make molecule` runs, in this order; `make molecule SCENARIO=name` runs one.
@@ -21,7 +22,7 @@ TIMED := python3 scripts/suite_timings.py run --log
 
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help bootstrap host docker image venv artifacts lint unit molecule test timings lab lab-up lab-down clean
+.PHONY: help bootstrap host docker image venv artifacts dashboards lint unit molecule test timings lab lab-up lab-down clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,6 +48,9 @@ $(VENV_STAMP): pyproject.toml requirements/constraints.txt
 
 artifacts: venv ## Fill the artifact cache (what tests need must succeed)
 	@zdmkit-artifacts fetch --for test
+
+dashboards: venv ## Check the Perses dashboards and write their Grafana exports (monitoring/dashboards/grafana)
+	@python -m zdmkit.dashboards export
 
 lint: venv ## yamllint (strict), ansible-lint (production profile), ruff
 	yamllint --strict .

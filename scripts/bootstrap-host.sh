@@ -8,6 +8,9 @@ need=()
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+# Headless Chromium and its WebDriver: the dashboard tests open every dashboard as a person would.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
   || die "python3 >= 3.11 is required (found: $(python3 --version 2>&1))"
 python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
 import pytest
 
 from zdmkit.artifacts import cli
@@ -38,14 +43,16 @@ def test_manifest_entries_are_complete_and_pinned():
         assert entry["verify"], f"{entry['name']}: nothing verifies it"
         if entry["source"]["kind"] in ("maven", "maven-assembly"):
             assert len(entry["verify"].get("sha256") or "") == 64, entry["name"]
-        if entry["source"]["kind"].endswith("-source"):
+        if entry["source"]["kind"].endswith("-source") or entry["source"]["kind"] == "prebuilt":
             assert len(entry["source"].get("sha256") or "") == 64, entry["name"]
+        if entry["source"]["kind"] == "prebuilt":
+            assert entry["verify"]["sha256"] == entry["source"]["sha256"], entry["name"]
+            assert entry["verify"].get("sha256_members"), f"{entry['name']}: the files inside are not pinned"
         assert set(entry["needed_by"]) <= {"lab", "test"}
 
 
 def test_fetch_places_verified_file_and_second_run_is_a_hit(tmp_path, monkeypatch):
     content = b"payload"
-    import hashlib
 
     entry = _entry(verify={"sha256": hashlib.sha256(content).hexdigest()})
     monkeypatch.setattr(f, "_produce", _producing(content))
@@ -147,3 +154,109 @@ def test_reproducible_go_build_with_another_digest_is_refused(tmp_path, monkeypa
         f.fetch(entry, tmp_path)
     other = _entry(verify={"sha256_by_go_version": {"go1.1.0": "0" * 64}})
     assert "no reference digest for go1.99.0" in f.fetch(other, tmp_path).detail
+
+
+def _tarball(path: Path, members: dict[str, bytes], symlink: str | None = None) -> str:
+    """Write a gzip tarball with these files (and optionally a symlink); return its sha256."""
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        if symlink:
+            link = tarfile.TarInfo(symlink)
+            link.type = tarfile.SYMTYPE
+            link.linkname = "/etc/passwd"
+            archive.addfile(link)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+BUNDLE_FILES = {"thing-1.0/thing": b"#!/bin/sh\n", "thing-1.0/plugins/A-1.0.tar.gz": b"plugin"}
+
+
+def _prebuilt_entry(archive_sha: str, members: dict[str, bytes] = BUNDLE_FILES) -> dict:
+    return _entry(
+        file="thing-1.0.tar.gz",
+        source={"kind": "prebuilt", "archive": "thing-1.0.tar.gz", "sha256": archive_sha},
+        verify={
+            "sha256": archive_sha,
+            "sha256_members": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
+        },
+    )
+
+
+@pytest.fixture
+def prebuilt(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    folder, cache = tmp_path / "prebuilt", tmp_path / "cache"
+    folder.mkdir()
+    cache.mkdir()
+    monkeypatch.setenv("ZDMKIT_PREBUILT", str(folder))
+    return folder, cache
+
+
+def test_prebuilt_archive_is_cached_after_its_files_verified(prebuilt):
+    folder, cache = prebuilt
+    digest = _tarball(folder / "thing-1.0.tar.gz", BUNDLE_FILES)
+    entry = _prebuilt_entry(digest)
+    outcome = f.fetch(entry, cache)
+    assert outcome.status == "fetched"
+    assert "sha256_members 2" in outcome.detail
+    assert (cache / "thing-1.0.tar.gz").read_bytes() == (folder / "thing-1.0.tar.gz").read_bytes()
+    assert f.fetch(entry, cache).status == "hit"
+    assert f.describe_source(entry) == f"prebuilt archive thing-1.0.tar.gz in {folder.resolve()}"
+
+
+def test_prebuilt_archive_with_another_digest_is_refused_and_the_cache_stays_clean(prebuilt):
+    folder, cache = prebuilt
+    _tarball(folder / "thing-1.0.tar.gz", BUNDLE_FILES)
+    with pytest.raises(f.ArtifactError, match=r"thing-1.0.tar.gz: sha256 [0-9a-f]{64}, expected 0{64}"):
+        f.fetch(_prebuilt_entry("0" * 64), cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_prebuilt_archive_with_a_changed_file_inside_is_refused(prebuilt):
+    folder, cache = prebuilt
+    tampered = {**BUNDLE_FILES, "thing-1.0/plugins/A-1.0.tar.gz": b"another plugin"}
+    digest = _tarball(folder / "thing-1.0.tar.gz", tampered)
+    # The archive's own digest is pinned to what is there; the file inside is not what was pinned.
+    entry = _prebuilt_entry(digest)
+    with pytest.raises(f.ArtifactError) as err:
+        f.fetch(entry, cache)
+    message = str(err.value)
+    assert "files inside differ from the manifest: thing-1.0/plugins/A-1.0.tar.gz (sha256 " in message
+    assert "\n" not in message
+    assert list(cache.iterdir()) == []
+
+
+def test_prebuilt_archive_with_an_extra_or_missing_file_is_refused(prebuilt):
+    folder, cache = prebuilt
+    extra = {**BUNDLE_FILES, "thing-1.0/plugins/B-1.0.tar.gz": b"unpinned plugin"}
+    entry = _prebuilt_entry(_tarball(folder / "thing-1.0.tar.gz", extra), BUNDLE_FILES)
+    with pytest.raises(f.ArtifactError, match=r"thing-1.0/plugins/B-1.0.tar.gz \(sha256"):
+        f.fetch(entry, cache)
+    fewer = {"thing-1.0/thing": BUNDLE_FILES["thing-1.0/thing"]}
+    entry = _prebuilt_entry(_tarball(folder / "thing-1.0.tar.gz", fewer), BUNDLE_FILES)
+    with pytest.raises(f.ArtifactError, match=r"thing-1.0/plugins/A-1.0.tar.gz \(missing\)"):
+        f.fetch(entry, cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_prebuilt_archive_with_a_link_inside_is_refused(prebuilt):
+    folder, cache = prebuilt
+    digest = _tarball(folder / "thing-1.0.tar.gz", BUNDLE_FILES, symlink="thing-1.0/passwd")
+    with pytest.raises(f.ArtifactError, match=r"member 'thing-1\.0/passwd' is not a regular file"):
+        f.fetch(_prebuilt_entry(digest), cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_missing_prebuilt_folder_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZDMKIT_PREBUILT", str(tmp_path / "nowhere"))
+    with pytest.raises(f.ArtifactError, match=r"set ZDMKIT_PREBUILT to the folder that holds thing-1\.0\.tar\.gz"):
+        f.fetch(_prebuilt_entry("0" * 64), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_prebuilt_folder_defaults_to_shared_artifacts_beside_the_checkout(monkeypatch):
+    monkeypatch.delenv("ZDMKIT_PREBUILT", raising=False)
+    root = Path(f.__file__).resolve().parents[3]
+    assert f.prebuilt_dir() == (root / ".." / "shared" / "artifacts").resolve()

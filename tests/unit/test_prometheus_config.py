@@ -80,6 +80,7 @@ def test_lab_config_scrapes_every_component_at_its_service_address(lab_config: P
         "cassandra-cql",
         "node",
         "demo-app",
+        "writer",
     }
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
 
@@ -110,6 +111,9 @@ def test_lab_config_scrapes_every_component_at_its_service_address(lab_config: P
     assert targets(by_name["demo-app"]) == {
         "client-1": {"target": "172.30.89.51:8000", "labels": {"instance": "client-1"}}
     }
+    # The lab's client runs the writer (demo_app_writer_enabled): its metrics are scraped too.
+    writer = {"client-1": {"target": "172.30.89.51:8001", "labels": {"instance": "client-1"}}}
+    assert targets(by_name["writer"]) == writer
     assert targets(by_name["prometheus"])["monitoring-1"]["target"] == "172.30.89.41:9090"
 
 

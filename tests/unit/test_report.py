@@ -68,3 +68,39 @@ def test_a_chart_is_drawn_with_its_phase_markers(tmp_path: Path):
 def test_every_chart_has_a_unique_slug_and_queries():
     assert len({c.slug for c in CHARTS}) == len(CHARTS)
     assert all(c.queries for c in CHARTS)
+
+
+def test_each_dashboard_is_linked_by_its_perses_url_the_overview_first():
+    from zdmkit.dashboards import source_dir
+    from zdmkit.report import dashboard_links
+
+    links = dashboard_links("http://127.0.0.1:3000/", source_dir())
+    assert links[0].name == "migration"
+    assert {link.name: link.url for link in links} == {
+        name: f"http://127.0.0.1:3000/projects/zdmkit/dashboards/{name}"
+        for name in ("migration", "zdm-proxy", "cassandra", "hosts", "demo-app")
+    }
+    assert links[0].title == "Migration overview"
+
+
+def test_the_page_links_the_dashboards(tmp_path: Path, monkeypatch):
+    import json
+
+    import zdmkit.report as report
+
+    # The page's composition only: every chart query answers "no data".
+    monkeypatch.setattr(report, "query_range", lambda *args, **kwargs: [])
+    assert report.main(["--prometheus", "http://127.0.0.1:1", "--perses", "http://127.0.0.1:3000",
+                        "--out", str(tmp_path)]) == 0  # fmt: skip
+    page = (tmp_path / "index.html").read_text()
+    assert "<a href='http://127.0.0.1:3000/projects/zdmkit/dashboards/zdm-proxy'>ZDM proxy</a>" in page
+    record = json.loads((tmp_path / "report.json").read_text())
+    assert record["dashboards"]["migration"]["url"] == "http://127.0.0.1:3000/projects/zdmkit/dashboards/migration"
+
+
+def test_without_perses_the_page_has_no_dashboard_links(tmp_path: Path, monkeypatch):
+    import zdmkit.report as report
+
+    monkeypatch.setattr(report, "query_range", lambda *args, **kwargs: [])
+    assert report.main(["--prometheus", "http://127.0.0.1:1", "--out", str(tmp_path)]) == 0
+    assert "<h2>Dashboards</h2>" not in (tmp_path / "index.html").read_text()

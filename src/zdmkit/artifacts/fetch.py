@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,6 +66,15 @@ def sources_dir() -> Path:
     return (Path(__file__).resolve().parents[3] / ".." / "shared" / "sources").resolve()
 
 
+def prebuilt_dir() -> Path:
+    """Third-party builds made elsewhere for machines that cannot download the release:
+    $ZDMKIT_PREBUILT, else ``../shared/artifacts`` beside the project checkout."""
+    configured = os.environ.get("ZDMKIT_PREBUILT")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return (Path(__file__).resolve().parents[3] / ".." / "shared" / "artifacts").resolve()
+
+
 def load_manifest(path: Path = MANIFEST) -> list[dict[str, Any]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     entries = data["artifacts"]
@@ -84,6 +94,8 @@ def describe_source(entry: dict[str, Any]) -> str:
         return f"PyPI {' '.join(src['requirements'])}"
     if kind == "go-source":
         return f"source archive {src['archive']} in {sources_dir()}"
+    if kind == "prebuilt":
+        return f"prebuilt archive {src['archive']} in {prebuilt_dir()}"
     return kind
 
 
@@ -144,6 +156,8 @@ def _produce(entry: dict[str, Any], scratch: Path) -> Path:
         return builder.build_distribution(entry["version"], scratch / name, scratch / "work")
     if kind == "go-source":
         return _go_source(entry, scratch)
+    if kind == "prebuilt":
+        return _prebuilt(entry, scratch)
     if kind == "pip-wheels":
         out = scratch / name
         _run(
@@ -210,6 +224,50 @@ def unpack_verified_source(src: dict[str, Any], scratch: Path) -> Path:
     return tops[0]
 
 
+def _prebuilt(entry: dict[str, Any], scratch: Path) -> Path:
+    """Copy an archive of the prebuilt folder into scratch, after checking its sha256 pinned in
+    the source; the files inside are checked by verify() (sha256_members)."""
+    src = entry["source"]
+    archive = prebuilt_dir() / src["archive"]
+    if not archive.is_file():
+        raise RuntimeError(f"{archive} is missing (set ZDMKIT_PREBUILT to the folder that holds {src['archive']})")
+    digest = sha256_of(archive)
+    if digest != src["sha256"]:
+        raise RuntimeError(f"{archive.name}: sha256 {digest}, expected {src['sha256']}")
+    final = scratch / Path(entry["file"]).name
+    shutil.copyfile(archive, final)
+    # The copy is what gets cached: check it too, in case the folder changed while it was read.
+    if sha256_of(final) != src["sha256"]:
+        raise RuntimeError(f"{archive.name} changed while it was copied")
+    return final
+
+
+def archive_member_digests(path: Path) -> dict[str, str]:
+    """sha256 of every regular file in a tarball, by member name. Links, devices and names that
+    leave the archive's directory are refused: the roles unpack these archives as root."""
+    found: dict[str, str] = {}
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive:
+                name = member.name
+                if name.startswith("/") or ".." in Path(name).parts:
+                    raise RuntimeError(f"{path.name}: member {name!r} leaves the archive's directory")
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise RuntimeError(f"{path.name}: member {name!r} is not a regular file or directory")
+                handle = archive.extractfile(member)
+                if handle is None:
+                    raise RuntimeError(f"{path.name}: member {name!r} cannot be read")
+                digest = hashlib.sha256()
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+                found[name] = digest.hexdigest()
+    except tarfile.TarError as exc:
+        raise RuntimeError(f"{path.name}: not a readable tarball ({exc})") from exc
+    return found
+
+
 def go_version() -> str:
     return _run(["go", "env", "GOVERSION"], "go env GOVERSION").strip()
 
@@ -260,6 +318,18 @@ def verify(entry: dict[str, Any], path: Path) -> dict[str, str]:
             wrong = sorted(set(found.items()) ^ set(expected.items()))
             raise RuntimeError(f"files or sha256 differ from the manifest: {wrong[:3]}")
         verified["sha256_files"] = str(len(found))
+    if checks.get("sha256_members"):
+        expected = checks["sha256_members"]
+        found = archive_member_digests(path) if path.is_file() else {}
+        if found != expected:
+            wrong = sorted(
+                name for name in set(found) | set(expected) if found.get(name) != expected.get(name)
+            )
+            detail = ", ".join(
+                f"{name} ({'sha256 ' + found[name] if name in found else 'missing'})" for name in wrong[:3]
+            )
+            raise RuntimeError(f"files inside differ from the manifest: {detail}")
+        verified["sha256_members"] = str(len(found))
     by_go = checks.get("sha256_by_go_version") or {}
     if path.is_file() and by_go:
         toolchain = go_version()

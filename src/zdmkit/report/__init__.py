@@ -1,8 +1,8 @@
 """The migration report: one HTML page with PNG charts drawn from Prometheus, the phase history,
-the last phase-2 validation and the writer's journal totals. Readable without Grafana.
+the last phase-2 validation, the writer's journal totals and a link to each dashboard in Perses.
 
     python -m zdmkit.report --prometheus http://10.0.4.11:9090 --state-dir inventories/lab/state \\
-        --journal reports/journal.jsonl --out reports/migration
+        --journal reports/journal.jsonl --perses http://127.0.0.1:3000 --out reports/migration
 
 Each chart overlays every query that has data over the window; queries without data are named
 under the chart, and a chart with no data at all is listed as such instead of drawn blank.
@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from zdmkit import dashboards as _dashboards
 from zdmkit.writer.journal import read_journal
 
 RATE = "[1m]"
@@ -183,6 +184,24 @@ def journal_totals(path: Path | None) -> dict[str, int] | None:
     return totals
 
 
+@dataclass(frozen=True)
+class DashboardLink:
+    name: str
+    title: str
+    url: str
+
+
+def dashboard_links(perses: str, directory: Path) -> list[DashboardLink]:
+    """The Perses URL of each dashboard of the directory, the migration overview first."""
+    links = []
+    for path in _dashboards.sources(directory):
+        board = _dashboards.load(path)
+        project, name = board["metadata"]["project"], board["metadata"]["name"]
+        url = f"{perses.rstrip('/')}/projects/{urllib.parse.quote(project)}/dashboards/{urllib.parse.quote(name)}"
+        links.append(DashboardLink(name, board["spec"]["display"]["name"], url))
+    return sorted(links, key=lambda link: (link.name != "migration", link.title))
+
+
 def draw(chart: Chart, series: list[Series], markers: list[PhaseMarker], path: Path) -> None:
     import matplotlib
 
@@ -245,7 +264,10 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         "charts": {},
         "validation": validation,
         "journal": journal_totals(Path(args.journal) if args.journal else None),
+        "dashboards": {},
     }
+    links = dashboard_links(args.perses, Path(args.dashboards_dir)) if args.perses else []
+    record["dashboards"] = {link.name: {"title": link.title, "url": link.url} for link in links}
     sections = []
     for chart in CHARTS:
         series: list[Series] = []
@@ -276,6 +298,14 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     history_rows = [(f"phase {h.get('from')} \u2192 {h.get('to')}", h.get("at", "")) for h in phase.get("history", [])]
     validation_rows = [(k, v) for k, v in validation.items() if k != "keyspaces"]
     journal = record["journal"]
+    link_items = "".join(
+        f"<li><a href='{html.escape(link.url, quote=True)}'>{html.escape(link.title)}</a></li>" for link in links
+    )
+    dashboards_html = (
+        f"<h2>Dashboards</h2><p>Live in Perses at {html.escape(args.perses)}:</p><ul>{link_items}</ul>"
+        if links
+        else ""
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Migration report</title>
 <style>body{{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#222}}
@@ -284,6 +314,7 @@ img{{max-width:100%}} .note{{color:#666;font-size:90%}}</style></head><body>
 <h1>Migration report</h1>
 <p>From {datetime.fromtimestamp(start, UTC):%Y-%m-%d %H:%M} to {datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC.
 Current phase: <b>{record["phase"]}</b>.</p>
+{dashboards_html}
 <h2>Phases</h2>{_table(history_rows) if history_rows else "<p class=note>no phase change recorded</p>"}
 <h2>Last phase-2 validation</h2>{_table(validation_rows) if validation_rows else "<p class=note>none recorded</p>"}
 <h2>Writer journal</h2>{_table(list(journal.items())) if journal else "<p class=note>no journal given</p>"}
@@ -300,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prometheus", required=True, help="base URL of Prometheus, e.g. http://10.0.4.11:9090")
     p.add_argument("--state-dir", default=None, help="directory with phase.json and validation.json")
     p.add_argument("--journal", default=None, help="the writer's journal.jsonl")
+    p.add_argument("--perses", default=None, help="URL people open Perses at, e.g. http://127.0.0.1:3000 (links)")
+    p.add_argument(
+        "--dashboards-dir", default=str(_dashboards.source_dir()), help="the Perses dashboards (*.yaml) to link"
+    )
     p.add_argument("--out", required=True, help="directory for index.html, the PNG charts and report.json")
     p.add_argument("--window", type=float, default=None, help="seconds before --end to cover (default 3600)")
     p.add_argument("--end", type=float, default=None, help="end of the window, epoch seconds (default now)")
@@ -312,5 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {exc}", file=sys.stderr)
         return 2
     drawn = [slug for slug, c in record["charts"].items() if c["image"]]
-    print(f"report: {Path(args.out) / 'index.html'} ({len(drawn)} of {len(CHARTS)} charts with data)")
+    print(
+        f"report: {Path(args.out) / 'index.html'} ({len(drawn)} of {len(CHARTS)} charts with data, "
+        f"{len(record['dashboards'])} dashboards linked)"
+    )
     return 0
