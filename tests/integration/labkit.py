@@ -225,6 +225,12 @@ def prometheus(lab: Lab, query: str) -> list[dict]:
     return answer["data"]["result"]
 
 
+def firing(lab: Lab, alert: str, instance: str | None = None) -> list[dict]:
+    """The alert's firing instances in Prometheus (of one instance only, when given)."""
+    selector = f'alertname="{alert}", alertstate="firing"' + (f', instance="{instance}"' if instance else "")
+    return prometheus(lab, f"ALERTS{{{selector}}}")
+
+
 def readiness(lab: Lab, proxy: str) -> tuple[int, dict]:
     import httpx
 

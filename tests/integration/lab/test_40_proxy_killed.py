@@ -6,7 +6,18 @@ from __future__ import annotations
 
 import time
 
-from labkit import ClientLoad, attempts_between, cql, docker_exec, failures, journal, readiness, report, utc_now
+from labkit import (
+    ClientLoad,
+    attempts_between,
+    cql,
+    docker_exec,
+    failures,
+    firing,
+    journal,
+    readiness,
+    report,
+    utc_now,
+)
 from labkit import wait_until as until
 
 
@@ -37,3 +48,17 @@ def kill_a_proxy_under_load(lab, proxy: str, phase: str) -> None:
 
 def test_a_proxy_killed_in_phase_1(lab):
     kill_a_proxy_under_load(lab, lab.proxies[1], "phase 1")
+
+
+def test_a_stopped_proxy_fires_its_alert_and_the_alert_resolves(lab):
+    proxy = lab.proxies[2]
+    with ClientLoad([lab.address[p] for p in lab.proxies], rate=50) as load:
+        docker_exec(proxy, "systemctl", "stop", "zdm-proxy")
+        try:
+            until(lambda: firing(lab, "ZdmProxyDown", proxy), 120, 3, f"ZdmProxyDown firing for {proxy}")
+        finally:
+            docker_exec(proxy, "systemctl", "start", "zdm-proxy")
+        until(lambda: readiness(lab, proxy)[1].get("Status") == "UP", 90, 0.5, f"{proxy} ready again")
+        until(lambda: not firing(lab, "ZdmProxyDown", proxy), 120, 3, "ZdmProxyDown resolved")
+    report(f"{proxy} stopped, alert fired and resolved", client_ops=load.ops, client_errors=load.errors)
+    assert load.errors == 0, load.error_kinds

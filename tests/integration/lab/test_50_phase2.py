@@ -13,9 +13,9 @@ from labkit import (
     attempts_between,
     docker_exec,
     failures,
+    firing,
     journal,
     playbook,
-    prometheus,
     readiness,
     report,
     side_status,
@@ -40,10 +40,6 @@ def test_phase_2_copies_and_validates_while_the_writer_writes(lab):
     assert {"ModeCassandra_" in s for s in writer_rows(lab, lab.target)} == {True, False}
 
 
-def alerts(lab, name: str) -> list[dict]:
-    return [a for a in prometheus(lab, f'ALERTS{{alertname="{name}", alertstate="firing"}}')]
-
-
 def rows(lab, host: str, users: list[str]) -> set[tuple[str, str]]:
     return {(user, status) for user in users for status in writer_rows(lab, host, user)}
 
@@ -62,11 +58,13 @@ def stop_a_cluster_under_traffic(lab, node: str, side: str, title: str) -> tuple
         wait_until(lambda: all(side_status(lab, p, side) == "DOWN" for p in lab.proxies), 90, 1,
                    f"every proxy's readiness shows {side} DOWN")
         assert all(readiness(lab, p)[0] == 503 for p in lab.proxies)
-        wait_until(lambda: len(alerts(lab, "ZdmProxyNotReady")) == 3, 120, 3, "ZdmProxyNotReady firing for all three")
+        wait_until(lambda: len(firing(lab, "ZdmProxyNotReady")) == 3, 120, 3, "ZdmProxyNotReady firing for all three")
     finally:
         docker_exec(node, "systemctl", "start", "cassandra")
     wait_until(lambda: all(readiness(lab, p)[1].get("Status") == "UP" for p in lab.proxies), 300, 2,
                f"the proxies ready again with {side} back")
+    # the writes that failed while it went down stay in the alert's window
+    wait_until(lambda: firing(lab, "ZdmProxyFailedWrites"), 150, 5, "ZdmProxyFailedWrites firing")
     end = utc_now()
     window = attempts_between(journal(lab), start, end)
     acknowledged = {("writer", e["status"]) for e in window if e["outcome"] == "acknowledged"} | {

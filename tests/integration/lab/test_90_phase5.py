@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 from labkit import (
+    ROOT,
     attempts_between,
     changed_hosts,
     cql,
@@ -18,6 +19,7 @@ from labkit import (
     playbook,
     report,
     utc_now,
+    wait_until,
     writer_rows,
 )
 
@@ -74,3 +76,24 @@ def test_rerunning_phase_5_changes_nothing(lab):
     run = playbook(lab, "phase5.yml")
     assert run.returncode == 0, run.stdout[-3000:]
     assert changed_hosts(run.stdout) == {}
+
+
+def test_the_proxy_dashboard_shows_request_rates_falling_to_zero(lab):
+    """The proxy dashboard's request-rate panel, over the last minutes, as Perses asks Prometheus."""
+    import yaml
+
+    board = yaml.safe_load((ROOT / "monitoring" / "dashboards" / "zdm-proxy.yaml").read_text())
+    panel = board["spec"]["panels"]["requests_per_second"]["spec"]
+    expr = panel["queries"][0]["spec"]["plugin"]["spec"]["query"]
+    expr = expr.replace("$instance", ".*").replace("$__rate_interval", "30s")
+    end = time.time()
+
+    def values() -> list[float]:
+        answer = httpx.get(f"{lab.prometheus_url}/api/v1/query_range",
+                           params={"query": expr, "start": end - 900, "end": time.time(), "step": 5}, timeout=10).json()
+        return [float(v) for _, v in answer["data"]["result"][0]["values"]]
+
+    wait_until(lambda: values()[-1] == 0, 120, 5, "the proxies' request rate at zero")
+    series = values()
+    report("proxy request rate after phase 5", peak=round(max(series), 1), last=series[-1])
+    assert max(series) > 5, "requests went through the proxies before phase 5"
