@@ -92,11 +92,23 @@ def test_dual_async_reads_reach_the_secondary(lab, one_sided):
                                                       text, flags=re.M))
         return total
 
-    before = async_reads()
-    for _ in range(10):
-        read_through_each_proxy(lab, one_sided)
-    # 30 reads, each also sent to Origin in the background
-    wait_until(lambda: async_reads() >= before + 30, 30, 1, "the async reads counted")
+    # A client connection's asynchronous connector opens with its first read: warm up each
+    # session, then count ten reads through each proxy.
+    sessions = [cql(lab.address[p], pin=True) for p in lab.proxies]
+    opened = [s.__enter__() for s in sessions]
+    try:
+        read = "SELECT status FROM zdmapp.user_status WHERE user = %s"
+        for session in opened:
+            list(session.execute(read, (one_sided,)))
+        time.sleep(2)
+        before = async_reads()
+        for session in opened:
+            for _ in range(10):
+                assert [r.status for r in session.execute(read, (one_sided,))] == ["target-only"]
+        wait_until(lambda: async_reads() >= before + 30, 30, 1, "30 reads also sent to Origin")
+    finally:
+        for s in sessions:
+            s.__exit__(None, None, None)
 
 
 def test_a_rolling_change_of_targets_contact_points_under_load(lab):
