@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from zdmkit.migrate.connection import Endpoint, connect, release_version
-from zdmkit.migrate.copy import CopyOptions, RangeOutcome, TableCopier
-from zdmkit.migrate.driverio import RateLimiter, RequestWindow, describe_error
+from zdmkit.migrate.connection import connect, release_version
+from zdmkit.migrate.copy import RangeOutcome
+from zdmkit.migrate.driverio import describe_error
 from zdmkit.migrate.progress import Progress
 from zdmkit.migrate.ranges import TokenRange, split_ring
 from zdmkit.migrate.report import Samples, ValidationCounts
@@ -32,35 +32,17 @@ from zdmkit.migrate.schema import (
     check_target,
     discover_tables,
 )
+from zdmkit.migrate.spark import run_spark
 from zdmkit.migrate.state import RunState, StateError
-from zdmkit.migrate.validate import TableValidator, ValidateOptions
+from zdmkit.migrate.tasks import JobConfig, Task, Worker
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_DIFFERENCES", "EXIT_OK", "JobConfig", "Task", "Worker", "preflight", "run_job"]
 
 log = logging.getLogger("zdmkit.migrate")
 
 EXIT_OK = 0
 EXIT_DIFFERENCES = 1
 EXIT_BAD_INPUT = 2
-
-
-@dataclass(frozen=True)
-class JobConfig:
-    """Everything a task needs; picklable, so it can travel to Spark executors."""
-
-    origin: Endpoint
-    target: Endpoint
-    keyspaces: tuple[str, ...]
-    tables: tuple[str, ...] = ()
-    keyspace_map: tuple[tuple[str, str], ...] = ()  # (Origin keyspace, Target keyspace) when renamed
-    engine: str = "builtin"  # builtin | spark | dsbulk
-    splits: int = 256
-    parallel: int = 4  # ranges worked on at once in one process
-    processes: int = 1  # worker processes of the builtin engine (each works on one range at a time)
-    concurrency: int = 256  # requests in flight per process
-    rate: float | None = None  # rows/s over the whole job
-    copy: CopyOptions = field(default_factory=CopyOptions)
-    validate: ValidateOptions = field(default_factory=ValidateOptions)
-    spark_master: str = "local[*]"
-    spark_conf: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -103,54 +85,6 @@ def preflight(config: JobConfig, purpose: str) -> Preflight:
     finally:
         o_cluster.shutdown()
         t_cluster.shutdown()
-
-
-class Worker:
-    """Sessions and per-table copiers/validators of one process (the CLI's, or a Spark executor's)."""
-
-    def __init__(self, config: JobConfig, *, rate: float | None, executor_threads: int = 2):
-        self.config = config
-        self.o_cluster, self.origin = connect(config.origin, executor_threads=executor_threads)
-        try:
-            self.t_cluster, self.target = connect(config.target, executor_threads=executor_threads)
-        except PreflightError:
-            self.o_cluster.shutdown()
-            raise
-        self.window = RequestWindow(config.concurrency)
-        self.limiter = RateLimiter(rate)
-        self._handlers: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
-
-    def handler(self, kind: str, spec: TableSpec) -> Any:
-        with self._lock:
-            key = (kind, spec.key)
-            if key not in self._handlers:
-                cls = TableCopier if kind == "copy" else TableValidator
-                options = self.config.copy if kind == "copy" else self.config.validate
-                self._handlers[key] = cls(
-                    self.origin, self.target, spec, options, window=self.window, limiter=self.limiter
-                )
-            return self._handlers[key]
-
-    def run(self, kind: str, spec: TableSpec, rng: TokenRange, careful: bool = False) -> RangeOutcome:
-        try:
-            handler = self.handler(kind, spec)
-        except Exception as exc:
-            return RangeOutcome(spec.key, rng.id, error=f"preparing statements: {describe_error(exc)}")
-        if kind == "copy":
-            return handler.copy_range(rng, careful=careful)
-        return handler.validate_range(rng)
-
-    def close(self) -> None:
-        self.o_cluster.shutdown()
-        self.t_cluster.shutdown()
-
-
-@dataclass
-class Task:
-    spec: TableSpec
-    rng: TokenRange
-    careful: bool = False
 
 
 def plan_tasks(specs: list[TableSpec], state: RunState, splits: int, partitioner: str) -> tuple[list[Task], int]:
@@ -273,8 +207,6 @@ def run_local(config: JobConfig, kind: str, tasks: list[Task], recorder: _Record
 
 def run_tasks(config: JobConfig, kind: str, tasks: list[Task], recorder: _Recorder, stop: StopFlag) -> None:
     if config.engine == "spark":
-        from zdmkit.migrate.spark import run_spark
-
         run_spark(config, kind, tasks, recorder, stop)
     else:
         run_local(config, kind, tasks, recorder, stop)

@@ -23,14 +23,12 @@ import threading
 import zipfile
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zdmkit.migrate.copy import RangeOutcome
 from zdmkit.migrate.driverio import describe_error
 from zdmkit.migrate.ranges import TokenRange
-
-if TYPE_CHECKING:
-    from zdmkit.migrate.engine import JobConfig, StopFlag, Task, _Recorder
+from zdmkit.migrate.tasks import JobConfig, Recorder, Stop, Task, Worker
 
 log = logging.getLogger("zdmkit.migrate")
 
@@ -40,8 +38,6 @@ _WORKERS_LOCK = threading.Lock()
 
 def _executor_worker(config: JobConfig, job_id: str, rate: float | None) -> Any:
     """The Worker of this Python process for this job, opened on first use."""
-    from zdmkit.migrate.engine import Worker
-
     with _WORKERS_LOCK:
         worker = _WORKERS.get(job_id)
         if worker is None:
@@ -98,7 +94,7 @@ def spark_session(master: str, conf: tuple[tuple[str, str], ...] = ()) -> Any:
     return builder.getOrCreate()
 
 
-def run_spark(config: JobConfig, kind: str, tasks: list[Task], recorder: _Recorder, stop: StopFlag) -> None:
+def run_spark(config: JobConfig, kind: str, tasks: list[Task], recorder: Recorder, stop: Stop) -> None:
     if not tasks:
         return
     spark = spark_session(config.spark_master, config.spark_conf)
