@@ -38,6 +38,7 @@ class JobConfig:
     validate: ValidateOptions = field(default_factory=ValidateOptions)
     spark_master: str = "local[*]"
     spark_conf: tuple[tuple[str, str], ...] = ()
+    spark_python: str | None = None  # the executors' Python on a cluster (default: this one)
 
 
 @dataclass
