@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,6 +250,8 @@ class CdmRunner:
             seconds = time.monotonic() - started
         finally:
             shutil.rmtree(private, ignore_errors=True)
+        if self.driver_host:
+            self._append_executor_logs(log_path)
         lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
         parsed = parse_output(lines, [c.name for c in spec.primary_key], self.config.validate.sample_limit)
         parsed.update(returncode=proc.returncode, seconds=round(seconds, 3), log=str(log_path))
@@ -256,6 +259,37 @@ class CdmRunner:
             parsed["failure"] = f"CDM {JOBS[kind].rsplit('.', 1)[1]} of {spec.key}: {_reason(lines, proc.returncode)}"
         log.info("cdm %s of %s: %s in %.1f s", kind, spec.key, parsed["counters"] or parsed.get("failure"), seconds)
         return parsed
+
+
+    def _append_executor_logs(self, log_path: Path) -> None:
+        """On a cluster CDM's executors log the keys of the differences on their workers: append
+        their logs, read through the workers' web UIs, to the job's log."""
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        match = re.search(r"Connected to Spark cluster with app ID (\S+)", text)
+        if not match:
+            return
+        app = match.group(1)
+        master = sparkmaster.parse(self.config.spark_master)
+        try:
+            workers = sparkmaster.status(self.options.master_ui or master.ui).get("workers", [])
+        except (OSError, ValueError) as exc:
+            log.warning("cdm: the executors' logs of %s could not be listed: %s", app, exc)
+            return
+        with log_path.open("a", encoding="utf-8") as out:
+            for worker in workers:
+                ui = worker.get("webuiaddress", "")
+                try:
+                    status = sparkmaster.status(ui)
+                    for executor in status.get("executors", []) + status.get("finishedexecutors", []):
+                        if executor.get("appid") != app:
+                            continue
+                        query = f"appId={app}&executorId={executor['id']}&logType=stderr&offset=0&byteLength={1 << 30}"
+                        url = f"{ui}/log/?{query}"
+                        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - the worker's web UI
+                            out.write(f"==== executor {executor['id']} of {app} on {worker.get('host')}\n")
+                            out.write(response.read().decode("utf-8", "replace"))
+                except (OSError, ValueError) as exc:
+                    log.warning("cdm: the executors' logs of %s on %s could not be read: %s", app, ui, exc)
 
 
 def run_cdm(config: Any, specs: list[TableSpec], kind: str, options: CdmOptions) -> dict[str, Any]:

@@ -82,10 +82,8 @@ def package_zip(dest_dir: Path) -> Path:
 def spark_session(
     master: str, conf: tuple[tuple[str, str], ...] = (), python: str | None = None, app_name: str = "zdmkit-migrate"
 ) -> Any:
-    if python:  # the executors' interpreter: PySpark takes it from the driver's environment
-        os.environ["PYSPARK_PYTHON"] = python
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    """A Spark session whose executors run ``python`` (PySpark reads it from PYSPARK_PYTHON when the
+    context starts; the variable is put back afterwards, so that a later local job runs this Python)."""
     from pyspark.sql import SparkSession
 
     builder = (
@@ -101,7 +99,17 @@ def spark_session(
         builder = builder.config("spark.driver.host", sparkmaster.driver_address(sparkmaster.parse(master)))
     for key, value in conf:
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    saved = {name: os.environ.get(name) for name in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
+    os.environ["PYSPARK_PYTHON"] = python or saved["PYSPARK_PYTHON"] or sys.executable
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    try:
+        return builder.getOrCreate()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_spark(config: JobConfig, kind: str, tasks: list[Task], recorder: Recorder, stop: Stop) -> None:
