@@ -51,7 +51,7 @@ def test_cdm_properties_follow_its_recommendations():
     assert props["spark.cdm.perfops.numParts"] == "64"
     assert props["spark.cdm.perfops.batchSize"] == "1"  # primary key = partition key
     assert cdm.table_properties(config(), WIDE, "copy")["spark.cdm.perfops.batchSize"] == "5"
-    assert props["spark.cdm.perfops.ratelimit.origin"] == str(cdm.NO_LIMIT)  # no --rate: no limit
+    assert props["spark.cdm.perfops.ratelimit.origin"] == "20000"  # no --rate: CDM's default
     assert props["spark.cdm.perfops.consistency.write"] == "QUORUM"
     assert props["spark.cdm.connect.target.password"] == "t-secret"
     assert "spark.cdm.autocorrect.missing" not in props
@@ -235,3 +235,12 @@ def test_engine_names_in_the_cli():
         build_parser().parse_args(["validate", "--origin-contact-points", "h", "--target-contact-points", "h",
                                    "--keyspaces", "k", "--engine", "dsbulk-migrator"])  # fmt: skip
     assert Path(dsbulk_migrator.__file__).is_file()
+
+
+def test_cdm_jobs_lift_the_driver_request_limit(tmp_path):
+    runner = cdm.CdmRunner(config(spark_conf=(("spark.driver.extraJavaOptions", "-Dx=1"),)),
+                           cdm.CdmOptions(jar="c.jar", spark_submit="spark-submit"), tmp_path)  # fmt: skip
+    cmd = runner.command("copy", tmp_path / "p", tmp_path)
+    assert f"spark.driver.extraJavaOptions=-Dx=1 {cdm.DRIVER_OPTIONS}" in cmd
+    assert f"spark.executor.extraJavaOptions={cdm.DRIVER_OPTIONS}" in cmd
+    assert cmd[-3:] == ["--class", "com.datastax.cdm.job.Migrate", "c.jar"]

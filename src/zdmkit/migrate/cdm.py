@@ -8,9 +8,17 @@ a standalone cluster: ``--spark-master spark://host:7077``) with the pinned pysp
 * ``numParts`` is ``--splits`` (aim at about 10 MB of data per part);
 * ``batchSize`` 1 for tables whose primary key is the partition key, 5 (CDM's default) else;
 * ``ratelimit.origin``/``.target`` is ``--rate`` (rows/s), shared out among the workers of a
-  cluster; without ``--rate`` no limit (CDM's default would cap at 20000 rows/s);
+  cluster; without ``--rate`` CDM's default, 20000 per worker. The limit is also CDM's only flow
+  control: its writes are asynchronous, and far above what the clusters take they pile up until
+  the driver has no connection left ("No connection was available"), so raise it step by step;
 * ``fetchSizeInRows`` is ``--fetch-size``; consistency levels are the endpoints' own;
 * ``--cdm-property spark.cdm.x=y`` sets anything else (it wins over the above).
+
+CDM 6.0.1 does not wait for its writes within a token range (its flush threshold compares a
+counter that is only brought up to date when the range ends), so its writes in flight are
+bounded only by the rate limit; past the driver's 1024 requests per connection, a range fails
+with "No connection was available". The jobs here run with the driver's limit raised to the
+protocol's 32768 stream ids (``DRIVER_OPTIONS``, for the driver and the executors).
 
 What CDM does differently from the builtin engine, and what the reports say about it: CDM writes
 every cell of a row with the row's largest writetime and largest TTL (collections left out of
@@ -44,7 +52,8 @@ from zdmkit.migrate.schema import PreflightError, TableSpec
 log = logging.getLogger("zdmkit.migrate")
 
 JOBS = {"copy": "com.datastax.cdm.job.Migrate", "validate": "com.datastax.cdm.job.DiffData"}
-NO_LIMIT = 10_000_000  # rows/s: CDM has no "unlimited"
+DRIVER_OPTIONS = "-Ddatastax-java-driver.advanced.connection.max-requests-per-connection=32768"
+DEFAULT_RATE = 20_000  # CDM's own default (spark.cdm.perfops.ratelimit.*), per worker
 _FINAL = re.compile(r"Final (?P<name>[A-Za-z ]+?)(?: Record Count)?: (?P<value>\d+)\s*$")
 _TOTAL_PARTS = re.compile(r"PARAM Calculated -- Total Partitions: (\d+)")
 _MISSING = re.compile(r"Missing target row found for key: \[(?P<key>.*?)\]\s*$")
@@ -115,7 +124,7 @@ def table_properties(
 ) -> dict[str, str]:
     """The spark.cdm.* properties of one table's job (CDM's recommendations, see the module doc)."""
     o, t = config.origin, config.target
-    rate = config.rate / max(1, workers) if config.rate else NO_LIMIT
+    rate = config.rate / max(1, workers) if config.rate else DEFAULT_RATE
     props = {
         "spark.cdm.connect.origin.host": _hosts(o),
         "spark.cdm.connect.origin.port": str(o.port),
@@ -227,7 +236,10 @@ class CdmRunner:
                "--conf", f"spark.local.dir={local_dir}", "--conf", "spark.ui.enabled=false"]  # fmt: skip
         if self.driver_host:
             cmd += ["--conf", f"spark.driver.host={self.driver_host}"]
-        for key, value in self.config.spark_conf:
+        given = dict(self.config.spark_conf)
+        for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
+            given[key] = f"{given[key]} {DRIVER_OPTIONS}" if key in given else DRIVER_OPTIONS
+        for key, value in given.items():
             cmd += ["--conf", f"{key}={value}"]
         return [*cmd, "--class", JOBS[kind], self.options.jar]
 
