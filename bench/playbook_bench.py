@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
+from docsection import SECTIONS, replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 NOOP_GOAL_S = 60
@@ -102,13 +103,11 @@ def machine() -> dict[str, Any]:
 def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
-        "# Benchmarks",
+        "## Playbook speed",
         "",
         f"Measured {m['date']} on {m['cpus']} CPUs, {m['memory_gib']} GiB, Linux {m['kernel']}, "
         f"Python {m['python']}, {m['ansible']}; the local lab (containers on one machine).",
         f"Written by `bench/playbook_bench.py`; the numbers are in `{Path(results['json']).name}`.",
-        "",
-        "## Playbook speed",
         "",
         "| run | playbook | hosts | wall s | changed | failed | goal |",
         "|---|---|---:|---:|---:|---:|---|",
@@ -129,15 +128,6 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"## The {len(slow)} slowest tasks of the no-op `site.yml`", "",
                   "| seconds | play | task |", "|---:|---|---|"]  # fmt: skip
         lines += [f"| {t['seconds']} | {t['play']} | {t['task']} |" for t in slow]
-    lines += [
-        "",
-        "## Not measured here",
-        "",
-        "Proxy overhead (direct vs 1 and 3 proxies, cassandra-stress) and the phase switch under load",
-        "need the ZDM proxy binary, which cannot be fetched on this machine. Migration throughput is",
-        "`bench/migration_bench.py`.",
-        "",
-    ]
     return "\n".join(lines)
 
 
@@ -176,7 +166,7 @@ def main() -> int:
         "json": out.with_suffix(".json").name,
     }
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    out.write_text(render(results), encoding="utf-8")
+    replace_section(out, "playbook_bench", render(results), order=SECTIONS)
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 1 if failed else 0
 

@@ -11,6 +11,8 @@ description:
     its kind (C(forward), C(rerun), C(rollback)); it fails with a message naming the variable to set.
   - C(zdm_phase_drift) lists what the proxies and applications run that belongs neither to the
     recorded phase nor to the phase being moved to.
+  - C(zdm_validation_problems) lists why a recorded phase-2 validation does not let phase 4 go on
+    (empty when it does): it must have passed and compared every row of every table.
 """
 
 EXAMPLES = r"""
@@ -21,6 +23,10 @@ EXAMPLES = r"""
 - name: Refuse to skip phase 2
   ansible.builtin.debug:
     msg: "{{ 1 | zdm_phase_transition(4, validation=last_validation) }}"
+
+- name: Say what the last validation lacks for phase 4
+  ansible.builtin.debug:
+    msg: "{{ last_validation | zdm_validation_problems }}"
 """
 
 from ansible.errors import AnsibleFilterError
@@ -66,11 +72,48 @@ def zdm_phase(phase) -> dict:
     return {"phase": number, **PHASES[number]}
 
 
-def _validation_passed(validation) -> bool:
-    if not isinstance(validation, dict):
-        return False
-    return (validation.get("status") == "passed" and int(validation.get("missing", -1)) == 0
-            and int(validation.get("mismatch", -1)) == 0)
+def _count(validation: dict, key: str) -> int | None:
+    try:
+        return int(validation[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _true(value) -> bool:
+    return value is True or str(value).strip().lower() == "true"
+
+
+def zdm_validation_problems(validation) -> list[str]:
+    """Why a phase-2 validation record does not let phase 4 go on; empty when it does.
+
+    Phase 4 needs a validation that passed and compared every row: every token range of every
+    table of the migrated keyspaces (no table restriction, the whole token ring), with zero rows
+    missing, mismatched, failed to read or skipped because they changed while being compared.
+    The record is the same whatever engine validated (zdmkit, Spark or CDM's DiffData).
+    """
+    if not isinstance(validation, dict) or not validation:
+        return ["no validation is recorded"]
+    problems = []
+    if validation.get("status") != "passed":
+        problems.append(f"its status is {validation.get('status', 'unknown')!r}, not 'passed'")
+    for key, what in (("missing", "rows missing on Target"), ("mismatch", "rows that differ"),
+                      ("error", "rows that could not be read"),
+                      ("skipped", "rows skipped because they changed while being compared")):
+        count = _count(validation, key)
+        if count is None:
+            problems.append(f"it does not say how many {what} it found ({key})")
+        elif count:
+            problems.append(f"{count} {what}")
+    if not _true(validation.get("complete")):
+        problems.append("it did not compare every token range of every table (complete is not true)")
+    tables = validation.get("tables")
+    if tables != "all":
+        problems.append(f"it covered only the tables {tables} (data_migration_tables), not all of them"
+                        if tables else "it does not say which tables it covered")
+    if _count(validation, "token_coverage_percent") != 100:
+        problems.append(f"it read {validation.get('token_coverage_percent', 'an unknown share of')}% of the "
+                        "token ring, not 100%")
+    return problems
 
 
 def zdm_phase_transition(current, desired, validation=None, force_reason: str = "") -> dict:
@@ -100,12 +143,13 @@ def zdm_phase_transition(current, desired, validation=None, force_reason: str = 
         raise AnsibleFilterError(
             f"phase {want} cannot follow phase {cur}: run phase {missing} first "
             f"(playbooks/phase{cur + 1}.yml)")
-    if want == 4 and not _validation_passed(validation):
+    problems = zdm_validation_problems(validation) if want == 4 else []
+    if problems:
         if not str(force_reason or "").strip():
             raise AnsibleFilterError(
-                "phase 4 makes Target the primary cluster and needs a passed phase-2 validation with zero "
-                f"missing and zero mismatched rows (last validation: {validation or 'none'}); run "
-                "playbooks/phase2.yml, or set zdm_force_reason to say why to go on without it")
+                "phase 4 makes Target the primary cluster and needs a passed phase-2 validation that compared "
+                f"every row, with zero missing and zero mismatched; the last one does not: {'; '.join(problems)}. "
+                "Run playbooks/phase2.yml, or set zdm_force_reason to say why to go on without it")
         return {"kind": "forward", "from": cur, "to": want, "forced": str(force_reason)}
     return {"kind": "forward", "from": cur, "to": want}
 
@@ -158,4 +202,4 @@ def zdm_phase_drift(observed: dict, recorded, desired) -> list[str]:
 class FilterModule:
     def filters(self):
         return {"zdm_phase": zdm_phase, "zdm_phase_transition": zdm_phase_transition,
-                "zdm_phase_drift": zdm_phase_drift}
+                "zdm_phase_drift": zdm_phase_drift, "zdm_validation_problems": zdm_validation_problems}

@@ -207,10 +207,40 @@ def test_differences_block_phase_4_until_repaired(clusters, state_dir, work_dir)
     assert count(target) == ROWS
 
 
+@pytest.mark.parametrize("engine", ["cdm", "dsbulk-migrator"])
+def test_every_engine_records_the_same_validation(clusters, state_dir, work_dir, engine):
+    _, target = clusters
+    target.execute(f"TRUNCATE {KS}.events")
+    run = phase2(state_dir, work_dir, data_migration_engine=engine, data_migration_recopy=True)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert count(target) == ROWS
+    validation = record(state_dir, "validation.json")
+    assert (validation["status"], validation["copied_by"]) == ("passed", engine)
+    assert validation["engine"] == ("cdm" if engine == "cdm" else "builtin")
+    assert (validation["read"], validation["missing"], validation["mismatch"], validation["skipped"]) == (ROWS, 0, 0, 0)
+    assert (validation["complete"], validation["tables"], validation["token_coverage_percent"]) == (True, "all", 100)
+    assert zdm_phase_transition(2, 4, validation=validation)["kind"] == "forward"
+
+
+def test_a_partial_validation_does_not_open_phase_4(clusters, state_dir, work_dir):
+    run = phase2(state_dir, work_dir, data_migration_tables=[f"{KS}.events"])
+    assert run.returncode == 0, run.stdout[-3000:]
+    validation = record(state_dir, "validation.json")
+    assert validation["status"] == "passed" and validation["tables"] == [f"{KS}.events"]
+    with pytest.raises(AnsibleFilterError, match=r"covered only the tables"):
+        zdm_phase_transition(2, 4, validation=validation)
+
+
 @pytest.mark.parametrize(
     ("variables", "expected"),
     [
         ({"data_migration_keyspaces": [KS, "no_such_keyspace"]}, "no_such_keyspace"),
+        ({"data_migration_engine": "cdm", "data_migration_keyspaces": ["no_such_keyspace"]},
+         "keyspace no_such_keyspace does not exist on Origin"),
+        ({"data_migration_engine": "cdm", "data_migration_spark_master": "spark://172.30.90.254:7077"},
+         "Spark master spark://172.30.90.254:7077 cannot be reached"),
+        ({"data_migration_engine": "dsbulk-migrator", "data_migration_target_password": "wrong"},
+         "authentication failed for user 'cassandra'"),
         ({"data_migration_target_password": "wrong"}, "Target"),
         ({"data_migration_keyspaces": []}, "data_migration_keyspaces"),
         ({"data_migration_engine": "sparkle"}, "data_migration_engine"),
@@ -221,6 +251,9 @@ def test_differences_block_phase_4_until_repaired(clusters, state_dir, work_dir)
     ],
     ids=[
         "keyspace-missing",
+        "cdm-keyspace-missing",
+        "cdm-spark-master-unreachable",
+        "dsbulk-migrator-wrong-password",
         "wrong-password",
         "no-keyspaces",
         "engine-typo",
@@ -238,6 +271,8 @@ def test_bad_input_is_refused_before_copying(clusters, tmp_path, variables, expe
     assert expected in run.stdout
     assert not (tmp_path / "work" / "copy-state.json").exists()
     assert record(state, "phase.json")["phase"] == 1
+    # no validation recorded as passed
+    assert not (state / "validation.json").exists() or record(state, "validation.json")["status"] != "passed"
 
 
 def test_secret_never_shows_at_highest_verbosity(clusters, tmp_path, tmp_path_factory):

@@ -39,7 +39,7 @@ def test_batcher_sends_single_statements_unbatched_and_respects_bytes():
 
 
 def test_estimated_size():
-    assert estimated_size(("abc", b"12", 5, [1, 2])) == 7 + 6 + 12 + 48
+    assert estimated_size(("abc", b"12", 5, [1, 2])) == 7 + 6 + 12 + 48 + 4 * 30
 
 
 def test_replica_sets_follow_ring_ownership():

@@ -9,9 +9,11 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "filter_plugins"))
-from zdm_phases import zdm_phase, zdm_phase_drift, zdm_phase_transition
+from zdm_phases import zdm_phase, zdm_phase_drift, zdm_phase_transition, zdm_validation_problems
 
-PASSED = {"status": "passed", "missing": 0, "mismatch": 0}
+# a validation that compared every row, as role data_migration records it (strings, as Ansible writes them)
+PASSED = {"status": "passed", "engine": "builtin", "read": "3000", "missing": "0", "mismatch": "0", "error": "0",
+          "skipped": "0", "complete": "True", "tables": "all", "token_coverage_percent": "100"}
 
 
 @pytest.mark.parametrize(
@@ -123,3 +125,38 @@ def test_hosts_where_nothing_is_installed_yet_are_no_drift():
     observed = {"proxies": [{"host": "p1", "installed": False, "running": False}],
                 "apps": [{"host": "a", "installed": False, "mode": ""}]}
     assert zdm_phase_drift(observed, 3, 3) == []
+
+
+def test_a_validation_that_compared_every_row_lets_phase_4_go_on():
+    assert zdm_validation_problems(PASSED) == []
+    native = {**PASSED, "complete": True, "missing": 0, "mismatch": 0, "token_coverage_percent": 100}
+    assert zdm_validation_problems(native) == []
+    assert zdm_phase_transition(2, 4, validation=PASSED)["kind"] == "forward"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"complete": "False"}, "did not compare every token range of every table"),
+        ({"complete": None}, "did not compare every token range"),
+        ({"tables": ["app.users"]}, r"covered only the tables \['app.users'\]"),
+        ({"token_coverage_percent": "10"}, "read 10% of the token ring, not 100%"),
+        ({"skipped": "3"}, "3 rows skipped because they changed while being compared"),
+        ({"error": "1"}, "1 rows that could not be read"),
+        ({"missing": "10", "status": "failed"}, "its status is 'failed'.*10 rows missing on Target"),
+        ({"mismatch": "5"}, "5 rows that differ"),
+    ],
+    ids=["incomplete", "complete-unknown", "some-tables", "sampled", "skipped", "errors", "missing", "mismatch"],
+)
+def test_phase_4_refuses_a_validation_that_did_not_compare_every_row(change, reason):
+    validation = {**PASSED, **change}
+    with pytest.raises(AnsibleFilterError, match=reason):
+        zdm_phase_transition(2, 4, validation=validation)
+    assert zdm_phase_transition(2, 4, validation=validation, force_reason="accepted by the owner")["forced"]
+
+
+def test_a_record_of_the_old_form_is_not_enough():
+    old = {"status": "passed", "read": 3000, "missing": 0, "mismatch": 0}
+    problems = zdm_validation_problems(old)
+    assert "it did not compare every token range of every table (complete is not true)" in problems
+    assert "it does not say which tables it covered" in problems

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from zdmkit.artifacts import cassandra_dist, dsbulk_dist, maven
+from zdmkit.artifacts import cassandra_dist, dsbulk_dist, jars, maven
 
 MANIFEST = Path(__file__).with_name("manifest.yml")
 STAMP_SUFFIX = ".verified.json"
@@ -92,7 +92,9 @@ def describe_source(entry: dict[str, Any]) -> str:
         return f"Maven Central {src['coordinates']}"
     if kind == "pip-wheels":
         return f"PyPI {' '.join(src['requirements'])}"
-    if kind == "go-source":
+    if kind == "pip-build":
+        return f"PyPI {' '.join(src['requirements'])}"
+    if kind in ("go-source", "maven-source"):
         return f"source archive {src['archive']} in {sources_dir()}"
     if kind == "prebuilt":
         return f"prebuilt archive {src['archive']} in {prebuilt_dir()}"
@@ -158,6 +160,10 @@ def _produce(entry: dict[str, Any], scratch: Path) -> Path:
         return _go_source(entry, scratch)
     if kind == "prebuilt":
         return _prebuilt(entry, scratch)
+    if kind == "maven-source":
+        return _maven_source(entry, scratch)
+    if kind == "pip-build":
+        return _pip_build(entry, scratch)
     if kind == "pip-wheels":
         out = scratch / name
         _run(
@@ -287,6 +293,50 @@ def _go_source(entry: dict[str, Any], scratch: Path) -> Path:
     return final
 
 
+def _maven_source(entry: dict[str, Any], scratch: Path) -> Path:
+    """``mvn package`` of a released source archive (dependencies and plugins from Maven Central)."""
+    src = entry["source"]
+    top = unpack_verified_source(src, scratch)
+    maven.build(top, ["package", *src.get("args", [])], f"mvn package of {src['archive']}")
+    built = top / src["output"]
+    if not built.is_file():
+        raise RuntimeError(f"mvn package of {src['archive']}: {src['output']} not produced")
+    final = scratch / Path(entry["file"]).name
+    os.replace(built, final)
+    return final
+
+
+def _pip_build(entry: dict[str, Any], scratch: Path) -> Path:
+    """Wheels of PyPI packages, each download checked against its pinned sha256; a package that
+    PyPI has only as a source distribution is built into a wheel here."""
+    src = entry["source"]
+    requirements = scratch / "requirements.txt"
+    pinned = zip(src["requirements"], src["sha256"], strict=True)
+    requirements.write_text("".join(f"{req} --hash=sha256:{digest}\n" for req, digest in pinned), encoding="utf-8")
+    downloads = scratch / "downloads"
+    out = scratch / Path(entry["file"]).name
+    out.mkdir(parents=True)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    _run([*pip, "download", "--no-deps", "--require-hashes", "-r", str(requirements), "--dest", str(downloads)],
+         f"pip download {' '.join(src['requirements'])}")  # fmt: skip
+    for path in sorted(downloads.iterdir()):
+        if path.suffix == ".whl":
+            shutil.copy2(path, out / path.name)
+        else:  # a source distribution: build its wheel with the pinned build tools of this environment
+            _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(path)],
+                 f"pip wheel {path.name}")  # fmt: skip
+    return out
+
+
+def wheel_versions(path: Path) -> dict[str, str]:
+    """{distribution name: version} of the wheels in a directory, from their file names."""
+    found = {}
+    for wheel in path.glob("*.whl"):
+        name, version = wheel.name.split("-")[:2]
+        found[name.lower().replace("_", "-")] = version
+    return found
+
+
 def reported_version(entry: dict[str, Any], path: Path) -> str:
     name = entry["name"]
     if name == "cassandra":
@@ -300,6 +350,10 @@ def reported_version(entry: dict[str, Any], path: Path) -> str:
         out = _run([str(path), "--version"], f"{path.name} --version")
         match = re.search(r"(\d+\.\d+\.\d+)", out)
         return match.group(1) if match else out.strip()
+    if name == "cassandra-data-migrator":  # its jobs have no --version: the jar's own Maven record
+        return jars.pom_version(path, "datastax.cdm:cassandra-data-migrator")
+    if name == "dsbulk-migrator":
+        return jars.jar_version(path)
     raise ValueError(f"no way to ask {name} for its version")
 
 
@@ -339,11 +393,39 @@ def verify(entry: dict[str, Any], path: Path) -> dict[str, str]:
                 "(the build is reproducible)"
             )
         verified["reproduced"] = "yes" if toolchain in by_go else f"no reference digest for {toolchain}"
+    by_java = checks.get("content_sha256_by_java_version") or {}
+    if path.is_file() and by_java:
+        runtime = jars.java_version()
+        verified["content_sha256"] = jars.content_digest(path)
+        if runtime in by_java and by_java[runtime] != verified["content_sha256"]:
+            raise RuntimeError(
+                f"built with Java {runtime}: content sha256 {verified['content_sha256']}, expected "
+                f"{by_java[runtime]} (the build is reproducible)"
+            )
+        verified["reproduced"] = "yes" if runtime in by_java else f"no reference digest for Java {runtime}"
+    for coordinates, version in (checks.get("embedded_versions") or {}).items():
+        got = jars.pom_version(path, coordinates)
+        if got != version:
+            raise RuntimeError(f"embeds {coordinates} {got}, expected {version}")
+        verified[f"embeds {coordinates}"] = got
+    if checks.get("wheel_versions"):
+        found = wheel_versions(path)
+        wrong = {k: found.get(k) for k, v in checks["wheel_versions"].items() if found.get(k) != v}
+        if wrong:
+            raise RuntimeError(f"wheels {wrong}, expected {checks['wheel_versions']}")
+        verified["wheels"] = ", ".join(f"{k} {v}" for k, v in sorted(found.items()))
     if checks.get("reported_version"):
         got = reported_version(entry, path)
         if got != checks["reported_version"]:
             raise RuntimeError(f"reports version {got!r}, expected {checks['reported_version']!r}")
         verified["reported_version"] = got
+    job = checks.get("spark_job")
+    if job:
+        if jars.spark_version() != job["spark"]:
+            raise RuntimeError(
+                f"the manifest checks it on Spark {job['spark']}, but the pinned pyspark is {jars.spark_version()}"
+            )
+        verified["runs_on_spark"] = jars.spark_job_starts(path, job["class"], job["expect"])
     return verified
 
 
@@ -357,7 +439,7 @@ def fetch(entry: dict[str, Any], cache: Path, force: bool = False) -> Outcome:
         try:
             produced = _produce(entry, scratch)
             verified = verify(entry, produced)
-        except (RuntimeError, maven.MavenError, cassandra_dist.DistributionError, OSError) as exc:
+        except (RuntimeError, maven.MavenError, cassandra_dist.DistributionError, jars.JarError, OSError) as exc:
             raise ArtifactError(entry, str(exc)) from exc
         stamp = _stamp_path(cache, entry)
         stamp.unlink(missing_ok=True)

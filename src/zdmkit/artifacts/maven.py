@@ -37,6 +37,11 @@ def _mvn(args: list[str], cwd: Path, what: str) -> None:
         raise MavenError(f"{what}: {reason.removeprefix('[ERROR] ')}")
 
 
+def build(project: Path, args: list[str], what: str) -> None:
+    """``mvn package`` (or any goals in ``args``) of a project directory."""
+    _mvn(args, cwd=project, what=what)
+
+
 def copy_artifact(coordinates: str, dest_dir: Path) -> Path:
     """Download one artifact (no dependencies) into dest_dir; return its path."""
     c = parse_coordinates(coordinates)

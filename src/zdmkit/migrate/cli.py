@@ -4,6 +4,11 @@
   copy        copy every row, each cell with its writetime and TTL (resumable with --state-file)
   validate    compare every column of every row; --autocorrect missing,mismatch repairs Target
 
+Engines: builtin (cassandra-driver, here), spark (the same tasks on Spark), dsbulk (DSBulk
+unload/load, copy only), cdm (Cassandra Data Migrator's Migrate and DiffData jobs on Spark) and
+dsbulk-migrator (DSBulk Migrator's migrate-live, copy only). Whatever the engine, the reports
+have the same form.
+
 Exit codes: 0 everything copied / no differences; 1 differences found, or ranges failed (a
 copy re-run with the same --state-file resumes); 2 bad input, refused before any data moved.
 Passwords come from --passwords-stdin (a JSON object on standard input: what the playbooks use),
@@ -18,11 +23,18 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 
+from zdmkit.artifacts.jars import spark_submit
+from zdmkit.migrate import sparkmaster
+from zdmkit.migrate.cdm import CdmOptions
+from zdmkit.migrate.cdm import check_input as cdm_problems
 from zdmkit.migrate.connection import Endpoint
 from zdmkit.migrate.copy import CopyOptions
+from zdmkit.migrate.dsbulk_migrator import MigratorOptions
+from zdmkit.migrate.dsbulk_migrator import check_input as migrator_problems
 from zdmkit.migrate.engine import EXIT_BAD_INPUT, JobConfig, preflight, run_job
 from zdmkit.migrate.report import copy_summary, validation_summary, write_report
 from zdmkit.migrate.schema import PreflightError
@@ -148,9 +160,50 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--log-interval", type=float, default=10.0, help="seconds between progress log lines")
     g.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    g = parser.add_argument_group("Spark")
+    g = parser.add_argument_group("Spark (engines spark and cdm)")
     g.add_argument("--spark-master", default="local[*]", help="local[*] (default) or spark://host:7077")
     g.add_argument("--spark-conf", type=_conf_pair, action="append", default=[], metavar="KEY=VALUE")
+    g.add_argument(
+        "--spark-master-ui", default=None, metavar="URL", help="the master's web UI (default http://<master>:8080)"
+    )
+    g.add_argument(
+        "--spark-python",
+        default=None,
+        metavar="PATH",
+        help="the executors' Python on a cluster, with cassandra-driver (engine spark; default: this one)",
+    )
+    g = parser.add_argument_group("Cassandra Data Migrator (engine cdm)")
+    g.add_argument(
+        "--cdm-jar", default=os.environ.get("ZDMKIT_CDM_JAR"), help="cassandra-data-migrator-<version>.jar"
+    )
+    g.add_argument(
+        "--cdm-property",
+        type=_conf_pair,
+        action="append",
+        default=[],
+        metavar="spark.cdm.KEY=VALUE",
+        help="a CDM property over the ones derived from the options above",
+    )
+    g.add_argument("--cdm-workdir", default=None, help="where the CDM job logs are kept")
+
+
+def _add_migrator(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("DSBulk Migrator (engine dsbulk-migrator)")
+    g.add_argument(
+        "--dsbulk-migrator-jar",
+        default=os.environ.get("ZDMKIT_DSBULK_MIGRATOR_JAR"),
+        help="dsbulk-migrator-<version>-embedded-dsbulk.jar",
+    )
+    g.add_argument(
+        "--dsbulk-migrator-workdir",
+        default=None,
+        help="its data and logs; a re-run with the same directory skips the tables already migrated",
+    )
+    g.add_argument("--dsbulk-migrator-concurrent-ops", type=_positive_int, default=1, help="tables moved at once")
+
+
+COPY_ENGINES = ("builtin", "spark", "dsbulk", "cdm", "dsbulk-migrator")
+VALIDATE_ENGINES = ("builtin", "spark", "cdm")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,11 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preflight", help="check connectivity, credentials and the Target schema")
     _add_common(p)
     p.add_argument("--for", dest="purpose", choices=("copy", "validate"), default="copy")
-    p.add_argument("--engine", choices=("builtin", "spark", "dsbulk"), default="builtin")
+    p.add_argument("--engine", choices=COPY_ENGINES, default="builtin")
+    _add_migrator(p)
 
     p = sub.add_parser("copy", help="copy rows with writetime and TTL preserved")
     _add_common(p)
-    p.add_argument("--engine", choices=("builtin", "spark", "dsbulk"), default="builtin")
+    p.add_argument("--engine", choices=COPY_ENGINES, default="builtin")
     p.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -182,10 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="dsbulk launcher, distribution directory or tarball (--engine dsbulk)",
     )
     p.add_argument("--dsbulk-workdir", default=None, help="where DSBulk keeps its CSV files (resume needs them)")
+    _add_migrator(p)
 
     p = sub.add_parser("validate", help="compare every row; optionally repair Target")
     _add_common(p)
-    p.add_argument("--engine", choices=("builtin", "spark"), default="builtin")
+    p.add_argument("--engine", choices=VALIDATE_ENGINES, default="builtin")
     p.add_argument(
         "--autocorrect",
         type=_autocorrect,
@@ -274,6 +329,12 @@ def job_config(args: argparse.Namespace) -> JobConfig:
             problems.append(f"--keyspace-map names {src}, which is not in --keyspaces")
         else:
             keyspace_map.append((src, dst))
+    if args.spark_master != "local[*]":
+        try:
+            if not sparkmaster.is_local(args.spark_master):
+                sparkmaster.parse(args.spark_master)
+        except ValueError as exc:
+            problems.append(f"--spark-master: {exc}")
     if problems:
         raise PreflightError(problems)
     config = JobConfig(
@@ -290,6 +351,7 @@ def job_config(args: argparse.Namespace) -> JobConfig:
         rate=args.rate,
         spark_master=args.spark_master,
         spark_conf=tuple(args.spark_conf),
+        spark_python=args.spark_python,
     )
     if args.command in ("copy", "preflight"):
         config = replace(
@@ -316,6 +378,32 @@ def job_config(args: argparse.Namespace) -> JobConfig:
     return config
 
 
+def peer_options(args: argparse.Namespace) -> tuple[CdmOptions | None, MigratorOptions | None]:
+    """Options of the cdm and dsbulk-migrator engines, when the command uses one."""
+    engine = getattr(args, "engine", "builtin")
+    cdm = migrator = None
+    if engine == "cdm":
+        try:
+            submit = str(spark_submit())
+        except RuntimeError as exc:
+            raise PreflightError(str(exc)) from None
+        cdm = CdmOptions(
+            jar=args.cdm_jar or "",
+            spark_submit=submit,
+            workdir=args.cdm_workdir,
+            properties=tuple(args.cdm_property),
+            fetch_size=args.fetch_size or 1000,
+            master_ui=args.spark_master_ui,
+        )
+    if engine == "dsbulk-migrator":
+        migrator = MigratorOptions(
+            jar=args.dsbulk_migrator_jar or "",
+            workdir=args.dsbulk_migrator_workdir or tempfile.mkdtemp(prefix="zdmkit-dsbulk-migrator-"),
+            max_concurrent_ops=args.dsbulk_migrator_concurrent_ops,
+        )
+    return cdm, migrator
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     # the driver's warnings about individual hosts would drown the progress lines
@@ -328,8 +416,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.log_level)
     try:
         config = job_config(args)
+        cdm, migrator = peer_options(args)
+        problems = (cdm_problems(config, cdm) if config.engine == "cdm" else []) + (
+            migrator_problems(config, migrator) if config.engine == "dsbulk-migrator" else []
+        )
+        if problems:
+            raise PreflightError(problems)
         if args.command == "preflight":
-            pre = preflight(config, args.purpose)
+            pre = preflight(config, args.purpose, master_ui=args.spark_master_ui)
             for spec in pre.specs:
                 print(
                     f"ok {spec.key}: {len(spec.primary_key)} key column(s), {len(spec.value_columns)} value column(s)"
@@ -348,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_interval=args.log_interval,
             dsbulk=getattr(args, "dsbulk", None),
             dsbulk_workdir=getattr(args, "dsbulk_workdir", None),
+            cdm_options=cdm,
+            migrator_options=migrator,
         )
     except PreflightError as exc:
         print(f"refused before {'copying' if args.command == 'copy' else 'starting'}:", file=sys.stderr)

@@ -127,8 +127,13 @@ class WriteTracker:
 BATCH_BYTES = 4096  # stays under Cassandra's batch_size_warn_threshold (5 KiB by default)
 
 
+CELL_OVERHEAD = 30  # what the server counts per cell beyond its value (timestamp, TTL, flags, column)
+
+
 def estimated_size(values: tuple[Any, ...]) -> int:
-    size = 0
+    """About the size Cassandra counts for the mutation of one statement (batch_size_warn_threshold
+    is checked against the mutations' data size, cell metadata included)."""
+    size = CELL_OVERHEAD * len(values)
     for value in values:
         if isinstance(value, str | bytes | bytearray):
             size += len(value) + 4

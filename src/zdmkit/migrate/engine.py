@@ -16,12 +16,15 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from zdmkit.migrate.connection import Endpoint, connect, release_version
-from zdmkit.migrate.copy import CopyOptions, RangeOutcome, TableCopier
-from zdmkit.migrate.driverio import RateLimiter, RequestWindow, describe_error
+from zdmkit.migrate import sparkmaster
+from zdmkit.migrate.cdm import CdmOptions, run_cdm
+from zdmkit.migrate.connection import connect, release_version
+from zdmkit.migrate.copy import RangeOutcome
+from zdmkit.migrate.driverio import describe_error
+from zdmkit.migrate.dsbulk_migrator import MigratorOptions, run_migrator
 from zdmkit.migrate.progress import Progress
 from zdmkit.migrate.ranges import TokenRange, split_ring
 from zdmkit.migrate.report import Samples, ValidationCounts
@@ -32,35 +35,17 @@ from zdmkit.migrate.schema import (
     check_target,
     discover_tables,
 )
+from zdmkit.migrate.spark import run_spark
 from zdmkit.migrate.state import RunState, StateError
-from zdmkit.migrate.validate import TableValidator, ValidateOptions
+from zdmkit.migrate.tasks import JobConfig, Task, Worker
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_DIFFERENCES", "EXIT_OK", "JobConfig", "Task", "Worker", "preflight", "run_job"]
 
 log = logging.getLogger("zdmkit.migrate")
 
 EXIT_OK = 0
 EXIT_DIFFERENCES = 1
 EXIT_BAD_INPUT = 2
-
-
-@dataclass(frozen=True)
-class JobConfig:
-    """Everything a task needs; picklable, so it can travel to Spark executors."""
-
-    origin: Endpoint
-    target: Endpoint
-    keyspaces: tuple[str, ...]
-    tables: tuple[str, ...] = ()
-    keyspace_map: tuple[tuple[str, str], ...] = ()  # (Origin keyspace, Target keyspace) when renamed
-    engine: str = "builtin"  # builtin | spark | dsbulk
-    splits: int = 256
-    parallel: int = 4  # ranges worked on at once in one process
-    processes: int = 1  # worker processes of the builtin engine (each works on one range at a time)
-    concurrency: int = 256  # requests in flight per process
-    rate: float | None = None  # rows/s over the whole job
-    copy: CopyOptions = field(default_factory=CopyOptions)
-    validate: ValidateOptions = field(default_factory=ValidateOptions)
-    spark_master: str = "local[*]"
-    spark_conf: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -72,8 +57,27 @@ class Preflight:
     warnings: list[str]
 
 
-def preflight(config: JobConfig, purpose: str) -> Preflight:
+SPARK_ENGINES = ("spark", "cdm")
+
+
+def check_spark(config: JobConfig, master_ui: str | None = None) -> list[str]:
+    """Problems with the Spark master of the spark and cdm engines (none for local[N])."""
+    if config.engine not in SPARK_ENGINES or sparkmaster.is_local(config.spark_master):
+        return []
+    problems, _ = sparkmaster.check(config.spark_master, master_ui)
+    if config.engine == "spark" and not (config.spark_python or os.environ.get("PYSPARK_PYTHON")):
+        problems.append(
+            f"--engine spark on {config.spark_master} needs the executors' Python: --spark-python (the Python "
+            "on the workers that has cassandra-driver; the spark role installs /opt/spark/venv/bin/python)"
+        )
+    return problems
+
+
+def preflight(config: JobConfig, purpose: str, *, master_ui: str | None = None) -> Preflight:
     """Connect to both clusters and check the tables; raises PreflightError listing every problem."""
+    spark_problems = check_spark(config, master_ui)
+    if spark_problems:
+        raise PreflightError(spark_problems)
     o_cluster, o_session = connect(config.origin)
     try:
         t_cluster, t_session = connect(config.target)
@@ -103,54 +107,6 @@ def preflight(config: JobConfig, purpose: str) -> Preflight:
     finally:
         o_cluster.shutdown()
         t_cluster.shutdown()
-
-
-class Worker:
-    """Sessions and per-table copiers/validators of one process (the CLI's, or a Spark executor's)."""
-
-    def __init__(self, config: JobConfig, *, rate: float | None, executor_threads: int = 2):
-        self.config = config
-        self.o_cluster, self.origin = connect(config.origin, executor_threads=executor_threads)
-        try:
-            self.t_cluster, self.target = connect(config.target, executor_threads=executor_threads)
-        except PreflightError:
-            self.o_cluster.shutdown()
-            raise
-        self.window = RequestWindow(config.concurrency)
-        self.limiter = RateLimiter(rate)
-        self._handlers: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
-
-    def handler(self, kind: str, spec: TableSpec) -> Any:
-        with self._lock:
-            key = (kind, spec.key)
-            if key not in self._handlers:
-                cls = TableCopier if kind == "copy" else TableValidator
-                options = self.config.copy if kind == "copy" else self.config.validate
-                self._handlers[key] = cls(
-                    self.origin, self.target, spec, options, window=self.window, limiter=self.limiter
-                )
-            return self._handlers[key]
-
-    def run(self, kind: str, spec: TableSpec, rng: TokenRange, careful: bool = False) -> RangeOutcome:
-        try:
-            handler = self.handler(kind, spec)
-        except Exception as exc:
-            return RangeOutcome(spec.key, rng.id, error=f"preparing statements: {describe_error(exc)}")
-        if kind == "copy":
-            return handler.copy_range(rng, careful=careful)
-        return handler.validate_range(rng)
-
-    def close(self) -> None:
-        self.o_cluster.shutdown()
-        self.t_cluster.shutdown()
-
-
-@dataclass
-class Task:
-    spec: TableSpec
-    rng: TokenRange
-    careful: bool = False
 
 
 def plan_tasks(specs: list[TableSpec], state: RunState, splits: int, partitioner: str) -> tuple[list[Task], int]:
@@ -273,8 +229,6 @@ def run_local(config: JobConfig, kind: str, tasks: list[Task], recorder: _Record
 
 def run_tasks(config: JobConfig, kind: str, tasks: list[Task], recorder: _Recorder, stop: StopFlag) -> None:
     if config.engine == "spark":
-        from zdmkit.migrate.spark import run_spark
-
         run_spark(config, kind, tasks, recorder, stop)
     else:
         run_local(config, kind, tasks, recorder, stop)
@@ -342,15 +296,33 @@ def run_job(
     log_interval: float = 10.0,
     dsbulk: str | None = None,
     dsbulk_workdir: str | None = None,
+    cdm_options: CdmOptions | None = None,
+    migrator_options: MigratorOptions | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Run a copy or validate job end to end; returns (report, exit code)."""
     started_at = _now()
     started = time.monotonic()
-    pre = preflight(config, kind)
+    pre = preflight(config, kind, master_ui=cdm_options.master_ui if cdm_options else None)
     for warning in pre.warnings:
         log.warning("%s", warning)
     if kind == "copy" and config.engine == "dsbulk":
         return _run_dsbulk(config, pre, state_path, started_at, started, dsbulk or "", dsbulk_workdir)
+    if config.engine == "cdm":
+        with StopFlag():
+            result = run_cdm(config, pre.specs, kind, cdm_options or CdmOptions("", ""))
+        report = _peer_report(config, kind, pre, result, started_at, started)
+        if any(key.startswith("spark.cdm.filter.") for key, _ in (cdm_options.properties if cdm_options else ())):
+            # a filtered CDM run (token percentage, token or writetime bounds) did not see every row
+            report["complete"] = False
+            report["ok"] = False
+            report["exit_code"] = EXIT_DIFFERENCES
+            report["scope_note"] = "spark.cdm.filter.* properties restricted the rows CDM read"
+        return report, report["exit_code"]
+    if kind == "copy" and config.engine == "dsbulk-migrator":
+        with StopFlag():
+            result = run_migrator(config, pre.specs, migrator_options or MigratorOptions("", ""))
+        report = _peer_report(config, kind, pre, result, started_at, started)
+        return report, report["exit_code"]
     try:
         state = RunState(state_path, kind, config.splits)
     except StateError as exc:
@@ -412,11 +384,13 @@ def _report(
         for name, entry in rec.tables.items():
             counts: ValidationCounts = entry["counts"]
             totals_c.add(counts)
-            incomplete |= entry["ranges_done"] < ranges_total
+            table_total = entry.get("ranges_total", ranges_total)
+            incomplete |= entry["ranges_done"] < table_total
+            samples = entry["samples"]
             report["tables"][name] = {
                 "counts": counts.to_dict(),
-                "samples": entry["samples"].items,
-                "ranges_total": ranges_total,
+                "samples": samples.items if isinstance(samples, Samples) else samples,
+                "ranges_total": table_total,
                 "ranges_done": entry["ranges_done"],
                 "ranges_resumed": entry["ranges_resumed"],
             }
@@ -426,7 +400,9 @@ def _report(
         report["compare_writetimes"] = config.validate.compare_writetimes
         ok = totals_c.unresolved == 0 and not rec.failed and not incomplete
         report["exit_code"] = EXIT_OK if ok else EXIT_DIFFERENCES
-    report["complete"] = not incomplete
+    report["complete"] = not incomplete and not rec.failed and not stopped
+    # what the validation covered: phase 4 accepts only one that compared every row of every table
+    report["scope"] = {"tables": list(config.tables) or "all", "token_coverage_percent": 100}
     report["ok"] = ok
     report["rows_this_run"] = rec.fresh_rows
     report["rows_per_second"] = round(rec.fresh_rows / duration, 1) if duration > 0 else None
@@ -459,6 +435,22 @@ def _run_dsbulk(
     report = _report(config, "copy", pre, rec, started_at, time.monotonic() - started, stopped=False)
     report["dsbulk_workdir"] = result["workdir"]
     return report, report["exit_code"]
+
+
+def _peer_report(
+    config: JobConfig, kind: str, pre: Preflight, result: dict[str, Any], started_at: str, started: float
+) -> dict[str, Any]:
+    """zdmkit's report of a job another tool ran (CDM, DSBulk Migrator)."""
+    rec = _Recorder(kind, RunState(None, kind, config.splits), Progress(kind, 1, mode="none"))
+    rec.tables = {}
+    for name, entry in result["tables"].items():
+        rec.tables[name] = {k: v for k, v in entry.items() if k != "log"}
+    rec.failed = result["failed"]
+    rec.fresh_rows = sum((t["counts"].read if kind == "validate" else t["rows"]) for t in result["tables"].values())
+    report = _report(config, kind, pre, rec, started_at, time.monotonic() - started, stopped=False)
+    report["workdir"] = result["workdir"]
+    report["logs"] = {name: entry.get("log") or result.get("log") for name, entry in result["tables"].items()}
+    return report
 
 
 def with_engine(config: JobConfig, engine: str) -> JobConfig:

@@ -357,13 +357,13 @@ def check_copy_support(spec: TableSpec, origin_release: str, engine: str) -> lis
             "(--tables) and move it while its writes are stopped"
         )
     multi = [c for c in spec.multi_cell if c.kind != "counter"]
-    if multi and parse_version(origin_release) < (5, 0):
+    if multi and parse_version(origin_release) < (5, 0) and engine != "cdm":  # CDM leaves them out of writetimes
         problems.append(
             f"table {spec.key} has non-frozen collection/UDT column(s) {', '.join(c.name for c in multi)}: "
             f"Origin runs Cassandra {origin_release}, which cannot return their per-element writetimes "
             "(WRITETIME/TTL of non-frozen collections needs Cassandra 5.0 on Origin)"
         )
-    if multi and engine == "dsbulk":
+    if multi and engine in ("dsbulk", "dsbulk-migrator"):
         problems.append(
             f"table {spec.key} has non-frozen collection/UDT column(s) {', '.join(c.name for c in multi)}: "
             "their writetime/TTL is a list per element, which a DSBulk load cannot bind to USING TIMESTAMP; "

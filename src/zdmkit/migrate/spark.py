@@ -6,8 +6,10 @@ engine does. Sessions are opened once per Python worker process and reused by it
 the state file while the job runs: an interrupted job loses at most the wave in progress.
 
 ``local[*]`` runs everything on this machine; a ``spark://host:7077`` master runs the tasks
-on a standalone cluster, whose executors need Python >= 3.11 with cassandra-driver installed
-(the zdmkit package itself is shipped with the job). The rate limit (rows/s) is shared out
+on a standalone cluster (role ``spark``), whose executors need the same Python minor version as
+this one with cassandra-driver installed (``--spark-python``; the zdmkit package itself is
+shipped with the job). The executors call the driver back at this machine's address on the
+route to the master (``spark.driver.host``, unless given). The rate limit (rows/s) is shared out
 evenly among the executor slots.
 """
 
@@ -23,14 +25,13 @@ import threading
 import zipfile
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from zdmkit.migrate import sparkmaster
 from zdmkit.migrate.copy import RangeOutcome
 from zdmkit.migrate.driverio import describe_error
 from zdmkit.migrate.ranges import TokenRange
-
-if TYPE_CHECKING:
-    from zdmkit.migrate.engine import JobConfig, StopFlag, Task, _Recorder
+from zdmkit.migrate.tasks import JobConfig, Recorder, Stop, Task, Worker
 
 log = logging.getLogger("zdmkit.migrate")
 
@@ -40,8 +41,6 @@ _WORKERS_LOCK = threading.Lock()
 
 def _executor_worker(config: JobConfig, job_id: str, rate: float | None) -> Any:
     """The Worker of this Python process for this job, opened on first use."""
-    from zdmkit.migrate.engine import Worker
-
     with _WORKERS_LOCK:
         worker = _WORKERS.get(job_id)
         if worker is None:
@@ -80,28 +79,43 @@ def package_zip(dest_dir: Path) -> Path:
     return target
 
 
-def spark_session(master: str, conf: tuple[tuple[str, str], ...] = ()) -> Any:
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+def spark_session(
+    master: str, conf: tuple[tuple[str, str], ...] = (), python: str | None = None, app_name: str = "zdmkit-migrate"
+) -> Any:
+    """A Spark session whose executors run ``python`` (PySpark reads it from PYSPARK_PYTHON when the
+    context starts; the variable is put back afterwards, so that a later local job runs this Python)."""
     from pyspark.sql import SparkSession
 
     builder = (
         SparkSession.builder.master(master)
-        .appName("zdmkit-migrate")
+        .appName(app_name)
         .config("spark.ui.enabled", "false")
         .config("spark.python.worker.reuse", "true")
         .config("spark.task.maxFailures", "1")
         .config("spark.driver.memory", "1g")
     )
+    given = dict(conf)
+    if not sparkmaster.is_local(master) and "spark.driver.host" not in given:
+        builder = builder.config("spark.driver.host", sparkmaster.driver_address(sparkmaster.parse(master)))
     for key, value in conf:
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    saved = {name: os.environ.get(name) for name in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
+    os.environ["PYSPARK_PYTHON"] = python or saved["PYSPARK_PYTHON"] or sys.executable
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    try:
+        return builder.getOrCreate()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def run_spark(config: JobConfig, kind: str, tasks: list[Task], recorder: _Recorder, stop: StopFlag) -> None:
+def run_spark(config: JobConfig, kind: str, tasks: list[Task], recorder: Recorder, stop: Stop) -> None:
     if not tasks:
         return
-    spark = spark_session(config.spark_master, config.spark_conf)
+    spark = spark_session(config.spark_master, config.spark_conf, config.spark_python, f"zdmkit-migrate {kind}")
     tmp = Path(tempfile.mkdtemp(prefix="zdmkit-spark-"))
     try:
         sc = spark.sparkContext
