@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Every check the suite had at a base revision, and where it runs now (by test name).
+
+    python3 scripts/test_inventory.py --base 3107002 [--out docs/test-inventory.md]
+
+A check is a pytest test function (``file::function``, parametrized cases counted) or a named
+task of a Molecule scenario's verify step (``molecule/<scenario>/...::<task name>``). Each check
+of the base is looked up in the working tree by its name; checks renamed or folded into another
+test are listed in RENAMED with where they went. The exit status is 1 when a base check is found
+nowhere, so the list proves what it says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# base check -> where it runs now, for checks whose name changed (the reason in the comment)
+RENAMED = {
+    # the tls scenario now starts in phase 0 and moves the app to Target in phase 5
+    "tests/integration/test_tls.py::test_app_reaches_target_with_its_client_certificate":
+        "tests/integration/test_tls_migration.py::test_phase_4_and_5_over_tls",
+    # the site scenario's story became the first steps of the lab scenario's
+    "tests/integration/test_site.py::test_status_reports_phase_0":
+        "tests/integration/lab/test_10_phase0.py::test_status_reports_phase_0",
+    "tests/integration/test_site.py::test_restarting_the_monitoring_host_leaves_traffic_alone":
+        "tests/integration/lab/test_60_phase3.py::test_restarting_the_monitoring_host_leaves_traffic_alone",
+    "tests/integration/test_site.py::test_report_draws_every_chart_with_data":
+        "tests/integration/lab/test_95_the_end.py::test_the_report_shows_the_migration",
+    # the demo app's scenario names its assertions after what they now also prove
+    "molecule/demo_app/verify.yml::Assert that no acknowledged write is missing and both phases were written":
+        "molecule/demo_app/verify.yml::Assert that every attempt was acknowledged and stored, in both phases",
+    "molecule/demo_app/verify.yml::Assert that the application now runs in mode TARGET":
+        "molecule/demo_app/verify.yml::Assert that a new run of the application now serves in mode TARGET",
+    # the scenarios' test runs name what they run now
+    "molecule/migrate/verify.yml::Run the integration tests (engine; phase2.yml with its guard, record, bad input and "
+    "secrets)": "molecule/migrate/verify.yml::Run the integration tests (engines, CDM, DSBulk Migrator, the Spark "
+    "cluster; phase2.yml)",
+    "molecule/tls/verify.yml::Run the integration tests (plaintext refused, client certificates, engine, app, bad "
+    "input)": "molecule/tls/verify.yml::Run the TLS tests, then the migration over TLS (phases 1, 2, 4, 5 and the "
+    "loss check)",
+    # the dashboards moved to Perses: their queries run through Perses against the live Prometheus
+    "molecule/monitoring/tasks/dashboards.yml::Run every dashboard query":
+        "tests/integration/test_perses_dashboards.py::test_every_query_runs_through_perses",
+    "molecule/monitoring/verify.yml::Check every dashboard query against the live Prometheus":
+        "tests/integration/test_perses_dashboards.py::test_every_query_runs_through_perses",
+    "molecule/monitoring/tasks/dashboards.yml::Assert that every query parses and runs":
+        "tests/integration/test_perses_dashboards.py::test_every_query_runs_through_perses",
+    "molecule/monitoring/tasks/dashboards.yml::Assert that every panel and variable of the Cassandra and host "
+    "dashboards returns data": "tests/integration/test_perses_dashboards.py::test_every_query_runs_through_perses",
+    "molecule/monitoring/tasks/dashboards.yml::Assert that the four dashboards were read":
+        "tests/integration/test_perses_dashboards.py::test_every_dashboard_is_provisioned_as_in_the_repository",
+    "tests/unit/test_dashboards.py::test_dashboard_structure":
+        "tests/unit/test_dashboards.py::test_dashboard_source_follows_the_rules",
+    "tests/unit/test_dashboards.py::test_the_four_dashboards_are_there":
+        "tests/unit/test_dashboards.py::test_the_five_dashboards_are_there",
+    # the retry policy's own module
+    "tests/unit/test_demo_app_routes.py::test_retry_policy_only_retries_idempotent_statements":
+        "tests/unit/test_demo_app_db.py::test_retry_policy_goes_to_the_next_host_only_when_safe",
+}
+
+
+def git_files(rev: str | None, pattern: str) -> dict[str, str]:
+    """{path: text} of the files matching pattern, at rev or in the working tree."""
+    if rev is None:
+        return {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in ROOT.glob(pattern)}
+    names = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    regex = re.compile("^" + re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*", "[^/]*") + "$")
+    return {n: subprocess.run(["git", "show", f"{rev}:{n}"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout for n in names if regex.match(n)}
+
+
+def pytest_checks(files: dict[str, str]) -> dict[str, int]:
+    """{file::test: number of cases} for every test function (parametrize lists counted)."""
+    found = {}
+    for path, text in files.items():
+        if not Path(path).name.startswith("test_"):
+            continue
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_"):
+                cases = 1
+                for deco in node.decorator_list:
+                    if (isinstance(deco, ast.Call) and getattr(deco.func, "attr", "") == "parametrize"
+                            and len(deco.args) > 1 and isinstance(deco.args[1], ast.List | ast.Tuple)):
+                        cases *= len(deco.args[1].elts)
+                found[f"{path}::{node.name}"] = cases
+    return found
+
+
+def task_names(plays) -> list[str]:
+    names = []
+    for item in plays or []:
+        if not isinstance(item, dict):
+            continue
+        for key in ("tasks", "block", "rescue", "always", "pre_tasks", "post_tasks"):
+            names += task_names(item.get(key))
+        if "name" in item and not ({"hosts", "tasks", "block"} & item.keys()):
+            names.append(item["name"])
+    return names
+
+
+def molecule_checks(files: dict[str, str]) -> dict[str, int]:
+    found = {}
+    for path, text in files.items():
+        scenario_part = path.split("/")[2] if path.count("/") >= 2 else ""
+        if not (path.endswith("verify.yml") or "/tasks/" in path) or scenario_part == "shared":
+            continue
+        for name in task_names(yaml.safe_load(text)):
+            if re.match(r"(Assert|Check|Run|Wait until|Fail)", name):
+                found[f"{path}::{name}"] = 1
+    return found
+
+
+def scenarios_running(files: dict[str, str]) -> dict[str, str]:
+    """Which scenario's verify runs each integration test file or directory."""
+    runs = {}
+    for path, text in files.items():
+        if path.endswith("verify.yml"):
+            scenario = path.split("/")[1]
+            for ref in re.findall(r"tests/integration/[\w/.]+", text):
+                runs[ref.rstrip("/")] = scenario
+    return runs
+
+
+def checks(rev: str | None) -> tuple[dict[str, int], dict[str, str]]:
+    tests = git_files(rev, "tests/**/*.py")
+    molecule = git_files(rev, "molecule/**/*.yml")
+    return {**pytest_checks(tests), **molecule_checks(molecule)}, scenarios_running(molecule)
+
+
+def where(check: str, runs: dict[str, str]) -> str:
+    path = check.split("::", 1)[0]
+    if path.startswith("tests/unit"):
+        return "unit tests"
+    if path.startswith("molecule/"):
+        return f"molecule {path.split('/')[1]}"
+    for ref, scenario in runs.items():
+        if path == ref or path.startswith(ref + "/"):
+            return f"molecule {scenario}"
+    return "not run by any scenario"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--base", required=True, help="the revision whose checks must all still run")
+    p.add_argument("--out", default=None, help="write the Markdown table here (default: stdout)")
+    args = p.parse_args(argv)
+    before, runs_before = checks(args.base)
+    after, runs_after = checks(None)
+    by_name: dict[str, list[str]] = {}
+    for check in after:
+        by_name.setdefault(check.split("::", 1)[1], []).append(check)
+    rows, lost = [], []
+    for check in sorted(before):
+        if check in after:
+            now = [check]
+        elif check in RENAMED:
+            now = [RENAMED[check]]
+        else:  # moved to another file under the same name
+            now = by_name.get(check.split("::", 1)[1], [])
+        now = [c for c in now if c in after]
+        if not now:
+            lost.append(check)
+        rows.append((check, before[check], where(check, runs_before),
+                     ", ".join(f"{c} ({where(c, runs_after)})" for c in now) or "**not found**"))
+    new = sorted(set(after) - {c for c in after if any(c in r[3] for r in rows)})
+    out = [f"# Every check, before and after\n\nWritten by `scripts/test_inventory.py --base {args.base}`: each check "
+           f"the suite had at `{args.base}`, and where it runs now. {len(before)} checks then "
+           f"({sum(before.values())} cases), {len(after)} now ({sum(after.values())} cases); "
+           f"{len(lost)} not found.\n",
+           "| check at the base | cases | ran in | runs now in |", "|---|---:|---|---|"]
+    out += [f"| `{c}` | {n} | {w} | {now} |" for c, n, w, now in rows]
+    out += ["", f"## Added since ({len(new)})", ""]
+    out += [f"- `{c}` ({where(c, runs_after)})" for c in new]
+    text = "\n".join(out) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    for check in lost:
+        print(f"test_inventory: {check} of {args.base} runs nowhere now", file=sys.stderr)
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
