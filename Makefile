@@ -14,7 +14,7 @@ export ZDMKIT_PREBUILT ?= $(abspath $(CURDIR)/../shared/artifacts)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ZDMKIT_BASE_IMAGE := $(shell images/bookworm-systemd/build.sh --tag)
 # Scenarios `make molecule` runs, in this order; `make molecule SCENARIO=name` runs one.
-SCENARIOS ?= substrate cassandra demo_app migrate monitoring site tls
+SCENARIOS ?= substrate cassandra demo_app migrate monitoring tls lab
 SCENARIO ?=
 # Each run's output, stamped line by line, for scripts/suite_timings.py (make timings).
 SUITE_LOGS ?= .cache/suite

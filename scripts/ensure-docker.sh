@@ -25,25 +25,31 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 
 [ "$(id -u)" = 0 ] || die "dockerd is installed but not running, and starting it needs root"
-# A machine that was stopped without stopping dockerd keeps its pid files; dockerd refuses to
-# start while they name a process, so a pid file whose process is gone (or is no longer that
-# daemon) is removed. A running daemon that does not answer is left alone and reported.
-for entry in /var/run/docker.pid:dockerd /var/run/docker/containerd/containerd.pid:containerd; do
-  pidfile=${entry%%:*} daemon=${entry##*:}
+# A machine that was stopped without stopping dockerd keeps its pid files, and dockerd refuses
+# to start while they exist: a pid file whose process is gone (or is another program now) is
+# removed. A dockerd that runs but does not answer yet (still starting) is waited for instead.
+run_dir=${ZDMKIT_DOCKER_RUN_DIR:-/var/run}
+dockerd_pid=
+for entry in "$run_dir/docker.pid:dockerd" "$run_dir/docker/containerd/containerd.pid:containerd"; do
+  pidfile=${entry%:*} daemon=${entry##*:}
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile" 2>/dev/null || true)
   if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = "$daemon" ]; then
-    [ "$daemon" = dockerd ] && die "dockerd (pid $pid) runs but does not answer on its socket; see $log"
+    [ "$daemon" = dockerd ] && dockerd_pid=$pid
     continue
   fi
   echo "docker: removing stale $pidfile (no $daemon runs as pid ${pid:-?})"
   rm -f "$pidfile"
 done
 
-echo "docker: starting dockerd (log: $log)"
 mkdir -p "$(dirname "$log")"
-nohup dockerd >>"$log" 2>&1 </dev/null &
-dockerd_pid=$!
+if [ -n "$dockerd_pid" ]; then
+  echo "docker: dockerd runs (pid $dockerd_pid) but does not answer yet; waiting for it (log: $log)"
+else
+  echo "docker: starting dockerd (log: $log)"
+  nohup dockerd >>"$log" 2>&1 </dev/null &
+  dockerd_pid=$!
+fi
 for _ in $(seq "$wait_s"); do
   if docker info >/dev/null 2>&1; then
     echo "docker: engine answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"

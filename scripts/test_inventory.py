@@ -35,6 +35,17 @@ RENAMED = {
         "tests/integration/lab/test_60_phase3.py::test_restarting_the_monitoring_host_leaves_traffic_alone",
     "tests/integration/test_site.py::test_report_draws_every_chart_with_data":
         "tests/integration/lab/test_95_the_end.py::test_the_report_shows_the_migration",
+    "tests/integration/test_site.py::test_bad_input_is_refused_before_any_change":
+        "tests/integration/lab/test_15_site_inputs.py::test_bad_input_is_refused_before_any_change",
+    "tests/integration/test_site.py::test_no_service_restarted_by_the_refused_runs":
+        "tests/integration/lab/test_15_site_inputs.py::test_no_service_restarted_by_the_refused_runs",
+    "tests/integration/test_site.py::test_secret_never_shows_at_highest_verbosity":
+        "tests/integration/lab/test_15_site_inputs.py::test_secret_never_shows_at_highest_verbosity",
+    "tests/integration/test_site.py::test_services_listen_on_the_service_address_only":
+        "tests/integration/lab/test_15_site_inputs.py::test_services_listen_on_the_service_address_only",
+    "molecule/site/verify.yml::Run the site tests (status report, bad-input suite, secrets at the highest verbosity)":
+        "molecule/lab/verify.yml::Run the story's tests in order (proxies, phases, rollback, faults, bad input, "
+    "the report)",
     # the demo app's scenario names its assertions after what they now also prove
     "molecule/demo_app/verify.yml::Assert that no acknowledged write is missing and both phases were written":
         "molecule/demo_app/verify.yml::Assert that every attempt was acknowledged and stored, in both phases",

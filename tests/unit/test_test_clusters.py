@@ -67,7 +67,7 @@ def test_seed_rows_are_kept_only_in_the_lab_data():
         assert "{user: eva" not in text or path.name == "verify.yml", f"{path}: seed rows belong in {DATA.name}"
         if "cassandra_seed_rows:" in text:
             assert 'cassandra_seed_rows: "{{ zdmapp_seed_rows }}"' in text, path
-    for scenario in ("cassandra", "demo_app", "tls", "site"):
+    for scenario in ("cassandra", "demo_app", "tls"):
         link = ROOT / "molecule" / scenario / "group_vars/all/zdmapp.yml"
         assert link.resolve() == DATA.resolve(), link
 

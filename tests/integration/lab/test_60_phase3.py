@@ -23,6 +23,7 @@ from labkit import (
     playbook,
     readiness,
     report,
+    unit_starts,
     utc_now,
     wait_until,
 )
@@ -35,6 +36,16 @@ def active_read_mode(proxy: str) -> str:
 
 def recorded_phase(lab) -> int:
     return json.loads((lab.state_dir / "phase.json").read_text())["phase"]
+
+
+def test_phase_3_in_check_mode_shows_the_roll_and_changes_nothing(lab):
+    starts = unit_starts(lab, {p: ["zdm-proxy.service"] for p in lab.proxies})
+    run = playbook(lab, "phase3.yml", "--check", "--diff")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "would restart, one at a time: " + ", ".join(lab.proxies) in run.text, run.text[-3000:]
+    assert [active_read_mode(p) for p in lab.proxies] == ["PRIMARY_ONLY"] * 3
+    assert unit_starts(lab, {p: ["zdm-proxy.service"] for p in lab.proxies}) == starts
+    assert recorded_phase(lab) == 2
 
 
 def test_an_interrupted_roll_never_takes_two_proxies_down_and_a_rerun_finishes_it(lab):
