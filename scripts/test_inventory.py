@@ -31,10 +31,8 @@ RENAMED = {
     # the site scenario's story became the first steps of the lab scenario's
     "tests/integration/test_site.py::test_status_reports_phase_0":
         "tests/integration/lab/test_10_phase0.py::test_status_reports_phase_0",
-    "tests/integration/test_site.py::test_restarting_the_monitoring_host_leaves_traffic_alone":
-        "tests/integration/lab/test_60_phase3.py::test_restarting_the_monitoring_host_leaves_traffic_alone",
     "tests/integration/test_site.py::test_report_draws_every_chart_with_data":
-        "tests/integration/lab/test_95_the_end.py::test_the_report_shows_the_migration",
+        "tests/integration/lab/test_20_phase1.py::test_the_report_draws_every_chart_with_data",
     "tests/integration/test_site.py::test_bad_input_is_refused_before_any_change":
         "tests/integration/lab/test_15_site_inputs.py::test_bad_input_is_refused_before_any_change",
     "tests/integration/test_site.py::test_no_service_restarted_by_the_refused_runs":
@@ -142,21 +140,48 @@ def scenarios_running(files: dict[str, str]) -> dict[str, str]:
     return runs
 
 
+def make_test_scenarios(rev: str | None) -> set[str]:
+    """The scenarios `make test` runs (the Makefile's SCENARIOS) at a revision."""
+    makefile = git_files(rev, "Makefile").get("Makefile", "")
+    found = re.search(r"^SCENARIOS \?= (.*)$", makefile, re.M)
+    return set(found.group(1).split()) if found else set()
+
+
+def lab_tests_in_make_test(rev: str | None) -> list[str]:
+    """The lab story's files make test runs (the Makefile's LAB_TESTS); none: the whole story."""
+    makefile = git_files(rev, "Makefile").get("Makefile", "").replace("\\\n", " ")
+    found = re.search(r"^LAB_TESTS \?= (.*)$", makefile, re.M)
+    return found.group(1).split() if found else []
+
+
 def checks(rev: str | None) -> tuple[dict[str, int], dict[str, str]]:
     tests = git_files(rev, "tests/**/*.py")
     molecule = git_files(rev, "molecule/**/*.yml")
-    return {**pytest_checks(tests), **molecule_checks(molecule)}, scenarios_running(molecule)
+    runs = scenarios_running(molecule)
+    runs["<make test>"] = " ".join(sorted(make_test_scenarios(rev)))
+    runs["<lab tests>"] = " ".join(lab_tests_in_make_test(rev))
+    return {**pytest_checks(tests), **molecule_checks(molecule)}, runs
 
 
 def where(check: str, runs: dict[str, str]) -> str:
     path = check.split("::", 1)[0]
+    in_make_test = runs.get("<make test>", "").split()
+    lab_tests = runs.get("<lab tests>", "").split()
+
+    def scenario(name: str) -> str:
+        if name not in in_make_test:
+            return f"molecule {name}, not in make test"
+        if name == "lab" and lab_tests and path not in lab_tests:
+            return "molecule lab, the whole story: make story"
+        return f"molecule {name}"
+
     if path.startswith("tests/unit"):
         return "unit tests"
     if path.startswith("molecule/"):
-        return f"molecule {path.split('/')[1]}"
-    for ref, scenario in runs.items():
-        if path == ref or path.startswith(ref + "/"):
-            return f"molecule {scenario}"
+        return scenario(path.split("/")[1])
+    for ref, name in runs.items():
+        if not ref.startswith("<") and (path == ref or path.startswith(ref + "/")):
+            return scenario(name)
     return "not run by any scenario"
 
 

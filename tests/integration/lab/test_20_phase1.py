@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import threading
 import time
 import uuid
 
 import httpx
 from labkit import (
+    ROOT,
     attempts_between,
     changed_hosts,
     cql,
@@ -120,3 +123,58 @@ def test_status_shows_each_proxy(lab):
                          run.text), run.stdout[-2000:]
     phase = json.loads((lab.state_dir / "phase.json").read_text())
     assert phase["phase"] == 1 and phase["history"][-1]["to"] == 1
+
+
+def test_the_report_draws_every_chart_with_data(lab):
+    run = playbook(lab, "report.yml", extra={"report_window": 900})
+    assert run.returncode == 0, run.stdout[-3000:]
+    out = ROOT / "reports" / "migration"
+    record = json.loads((out / "report.json").read_text())
+    for slug in ("client-ops", "ops-by-cluster", "failed-writes", "latency-p99"):
+        chart = record["charts"][slug]
+        assert chart["image"], f"{slug}: no data at all"
+        assert (out / chart["image"]).stat().st_size > 10_000, slug
+        assert chart["series"] and min(chart["series"].values()) >= 2, (slug, chart["series"])
+    writes = record["charts"]["ops-by-cluster"]["series"]
+    # phase 1: dual writes, so both clusters write
+    assert any(n.startswith("cassandra origin Write") for n in writes), writes
+    assert any(n.startswith("cassandra target Write") for n in writes), writes
+    # the phase markers are the recorded phase changes: phase 1 so far
+    history = json.loads((lab.state_dir / "phase.json").read_text())["history"]
+    assert record["markers"] == [{"phase": h["to"], "at": h["at"]} for h in history]
+    assert [m["phase"] for m in record["markers"]] == [1]
+    assert record["journal"]["attempts"] >= 1
+    assert record["journal"]["failed"] == 0
+    assert "Migration report" in (out / "index.html").read_text()
+
+
+def test_restarting_the_monitoring_host_leaves_traffic_alone(lab):
+    start = utc_now()
+    codes = []
+
+    def post_statuses() -> None:  # bounded: 60 requests, about 15 s
+        with httpx.Client(base_url=lab.app_url, timeout=30) as api:
+            for i in range(60):
+                try:
+                    codes.append(api.post(f"/status/monitoringrestart/s{i:02d}").status_code)
+                except httpx.HTTPError as exc:
+                    codes.append(type(exc).__name__)
+                time.sleep(0.25)
+
+    load = threading.Thread(target=post_statuses)
+    load.start()
+    subprocess.run(["docker", "restart", "--time", "20", lab.monitoring], check=True, capture_output=True)
+    load.join(timeout=120)
+    window = attempts_between(journal(lab), start)
+    report("monitoring host restarted in phase 1", posts=len(codes), posts_ok=codes.count(200),
+           writer_attempts=len(window), writer_failed=len(failures(window)))
+    assert codes == [200] * 60, codes
+    assert failures(window) == []
+
+    def prometheus_ready() -> bool:
+        try:
+            return httpx.get(f"{lab.prometheus_url}/-/ready", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(prometheus_ready, 180, 3, "Prometheus back after the monitoring host restarted")

@@ -12,7 +12,6 @@ import subprocess
 import threading
 import time
 
-import httpx
 from labkit import (
     ROOT,
     attempts_between,
@@ -93,38 +92,6 @@ def test_the_proxy_log_shows_the_new_read_mode(lab):
         log = docker_exec(proxy, "journalctl", "-u", "zdm-proxy", "-n", "400", "--no-pager", "-o", "cat")
         log = log.replace('\\"', '"')  # the log's msg="..." escapes the quotes of the configuration
         assert '"ReadMode":"DUAL_ASYNC_ON_SECONDARY"' in log, proxy
-
-
-def test_restarting_the_monitoring_host_leaves_traffic_alone(lab):
-    start = utc_now()
-    codes = []
-
-    def post_statuses() -> None:  # bounded: 60 requests, about 15 s
-        with httpx.Client(base_url=lab.app_url, timeout=30) as api:
-            for i in range(60):
-                try:
-                    codes.append(api.post(f"/status/monitoringrestart/s{i:02d}").status_code)
-                except httpx.HTTPError as exc:
-                    codes.append(type(exc).__name__)
-                time.sleep(0.25)
-
-    load = threading.Thread(target=post_statuses)
-    load.start()
-    subprocess.run(["docker", "restart", "--time", "20", lab.monitoring], check=True, capture_output=True)
-    load.join(timeout=120)
-    window = attempts_between(journal(lab), start)
-    report("monitoring host restarted in phase 3", posts=len(codes), posts_ok=codes.count(200),
-           writer_attempts=len(window), writer_failed=len(failures(window)))
-    assert codes == [200] * 60, codes
-    assert failures(window) == []
-
-    def prometheus_ready() -> bool:
-        try:
-            return httpx.get(f"{lab.prometheus_url}/-/ready", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(prometheus_ready, 180, 3, "Prometheus back after the monitoring host restarted")
 
 
 def test_a_proxy_changed_by_hand_is_drift_found_before_any_change(lab):
