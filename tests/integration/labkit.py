@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -252,6 +253,49 @@ def report(title: str, **counts) -> None:
     print(f"\n[lab] {title}: " + ", ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
 
 
+def world_readable_files_holding(host: str, secret: str) -> str:
+    """Files on a host that anyone may read and that hold the secret (empty when none)."""
+    return docker_exec(host, "sh", "-c",
+                       "find /etc /opt /var /srv /home /root /tmp /usr/local -xdev -type f -perm -o=r -size -20M "
+                       f"-exec grep -l -F '{secret}' {{}} + 2>/dev/null || true").strip()
+
+
+def restart_monitoring_under_traffic(lab: Lab, label: str) -> None:
+    """Restart the monitoring host while the API takes 60 POSTs (about 15 s) and the writer
+    writes: every request answered, no write failed, Prometheus ready again."""
+    import httpx
+
+    start = utc_now()
+    codes: list = []
+
+    def post_statuses() -> None:  # bounded: 60 requests, about 15 s
+        with httpx.Client(base_url=lab.app_url, timeout=30) as api:
+            for i in range(60):
+                try:
+                    codes.append(api.post(f"/status/monitoringrestart/s{i:02d}").status_code)
+                except httpx.HTTPError as exc:
+                    codes.append(type(exc).__name__)
+                time.sleep(0.25)
+
+    load = threading.Thread(target=post_statuses)
+    load.start()
+    subprocess.run(["docker", "restart", "--time", "20", lab.monitoring], check=True, capture_output=True)
+    load.join(timeout=120)
+    window = attempts_between(journal(lab), start)
+    report(f"monitoring host restarted in {label}", posts=len(codes), posts_ok=codes.count(200),
+           writer_attempts=len(window), writer_failed=len(failures(window)))
+    assert codes == [200] * 60, codes
+    assert failures(window) == []
+
+    def prometheus_ready() -> bool:
+        try:
+            return httpx.get(f"{lab.prometheus_url}/-/ready", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(prometheus_ready, 180, 3, "Prometheus back after the monitoring host restarted")
+
+
 class ClientLoad:
     """A cassandra-driver client left at its defaults except that its statements are prepared
     and marked idempotent (so the driver may retry them on another host): INSERTs of its own rows
@@ -261,7 +305,6 @@ class ClientLoad:
 
     def __init__(self, hosts: list[str], rate: float = 50.0, max_seconds: float = 600.0, user: str | None = None,
                  port: int = 9042, in_flight: int = 1, **cluster_options) -> None:
-        import threading
         import uuid
 
         self.hosts, self.rate, self.max_seconds, self.port, self.in_flight = hosts, rate, max_seconds, port, in_flight

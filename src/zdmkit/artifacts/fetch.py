@@ -188,6 +188,17 @@ def _produce(entry: dict[str, Any], scratch: Path) -> Path:
     raise ValueError(f"unknown source kind {kind!r}")
 
 
+def go_tool() -> str:
+    """The go command: on PATH, or where the official Go archive installs it."""
+    found = shutil.which("go")
+    if found:
+        return found
+    if os.access("/usr/local/go/bin/go", os.X_OK):
+        return "/usr/local/go/bin/go"
+    raise RuntimeError("go is not installed: the proxy is built from its source with the Go toolchain "
+                       "(go.dev/dl, or Debian's golang-go), or give its release archive by URL")
+
+
 def _run(cmd: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
     try:
         proc = subprocess.run(
@@ -275,7 +286,7 @@ def archive_member_digests(path: Path) -> dict[str, str]:
 
 
 def go_version() -> str:
-    return _run(["go", "env", "GOVERSION"], "go env GOVERSION").strip()
+    return _run([go_tool(), "env", "GOVERSION"], "go env GOVERSION").strip()
 
 
 def _go_source(entry: dict[str, Any], scratch: Path) -> Path:
@@ -284,11 +295,11 @@ def _go_source(entry: dict[str, Any], scratch: Path) -> Path:
     src = entry["source"]
     top = unpack_verified_source(src, scratch)
     env = _go_env(scratch)
-    upstream = _run(["go", "env", "GOPROXY"], "go env GOPROXY").strip() or "https://proxy.golang.org,direct"
+    upstream = _run([go_tool(), "env", "GOPROXY"], "go env GOPROXY").strip() or "https://proxy.golang.org,direct"
     chain = [f"file://{sources_dir() / d}" for d in src.get("goproxy", [])]
     env.update({"GOPROXY": ",".join([*chain, upstream]), "GOFLAGS": "-buildvcs=false -mod=readonly"})
     final = scratch / Path(entry["file"]).name
-    _run(["go", "build", "-trimpath", "-o", str(final), src["package"]], f"go build {src['package']} of "
+    _run([go_tool(), "build", "-trimpath", "-o", str(final), src["package"]], f"go build {src['package']} of "
          f"{src['archive']}", env=env, cwd=top)
     return final
 

@@ -8,7 +8,15 @@ import ipaddress
 import json
 
 import pytest
-from labkit import changed_hosts, docker_exec, lab_units, playbook, playbooks_side_by_side, unit_starts
+from labkit import (
+    changed_hosts,
+    docker_exec,
+    lab_units,
+    playbook,
+    playbooks_side_by_side,
+    unit_starts,
+    world_readable_files_holding,
+)
 
 SECRET = "Site-Secret-4b7d0e93c1"  # a password given to the playbooks, looked for in what they leave
 
@@ -89,10 +97,8 @@ def test_secret_never_shows_at_highest_verbosity(lab, tmp_path):
     finally:
         cluster.shutdown()
     for host in lab.hosts():
-        found = docker_exec(host, "sh", "-c",
-                            "find /etc /opt /var /srv /home /root /tmp /usr/local -xdev -type f -perm -o=r -size -20M "
-                            f"-exec grep -l -F '{SECRET}' {{}} + 2>/dev/null || true")
-        assert not found.strip(), f"{host}: world-readable files hold the secret: {found}"
+        found = world_readable_files_holding(host, SECRET)
+        assert not found, f"{host}: world-readable files hold the secret: {found}"
 
 
 def test_services_listen_on_the_service_address_only(lab):

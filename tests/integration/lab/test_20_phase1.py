@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import threading
 import time
 import uuid
 
@@ -23,10 +21,15 @@ from labkit import (
     prometheus,
     readiness,
     report,
+    restart_monitoring_under_traffic,
     unit_starts,
     utc_now,
     wait_until,
+    world_readable_files_holding,
 )
+
+PROXY_ROLE = "zdm_proxy_lab"
+PROXY_SECRET = "Proxy-Secret-93be1c5a07"  # the proxies' Origin password, looked for in what they leave
 
 
 def test_phase_1_moves_the_application_onto_the_proxies_with_no_failed_request(lab):
@@ -149,32 +152,41 @@ def test_the_report_draws_every_chart_with_data(lab):
 
 
 def test_restarting_the_monitoring_host_leaves_traffic_alone(lab):
+    restart_monitoring_under_traffic(lab, "phase 1")
+
+
+def test_the_proxies_credentials_roll_and_never_show(lab, tmp_path):
+    # The proxies log in to Origin with a role of their own, its password given the way an
+    # operator's vault gives it; the clients keep sending Target's credentials (the proxy's rule
+    # when both clusters ask for them). The run rolls the three proxies onto it at -vvvv.
+    with cql(lab.address[lab.origin]) as origin:
+        origin.execute(f"CREATE ROLE IF NOT EXISTS {PROXY_ROLE} WITH PASSWORD = '{PROXY_SECRET}' AND LOGIN = true")
+        origin.execute(f"GRANT ALL PERMISSIONS ON KEYSPACE zdmapp TO {PROXY_ROLE}")
+    secrets = tmp_path / "vault.json"
+    secrets.touch(mode=0o600)
+    secrets.write_text(json.dumps({"zdm_proxy_origin_username": PROXY_ROLE, "zdm_proxy_origin_password": PROXY_SECRET}))
     start = utc_now()
-    codes = []
-
-    def post_statuses() -> None:  # bounded: 60 requests, about 15 s
-        with httpx.Client(base_url=lab.app_url, timeout=30) as api:
-            for i in range(60):
-                try:
-                    codes.append(api.post(f"/status/monitoringrestart/s{i:02d}").status_code)
-                except httpx.HTTPError as exc:
-                    codes.append(type(exc).__name__)
-                time.sleep(0.25)
-
-    load = threading.Thread(target=post_statuses)
-    load.start()
-    subprocess.run(["docker", "restart", "--time", "20", lab.monitoring], check=True, capture_output=True)
-    load.join(timeout=120)
+    run = playbook(lab, "phase1.yml", "-vvvv", "-e", f"@{secrets}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert PROXY_SECRET not in run.stdout + run.stderr
+    rolled = list(dict.fromkeys(re.findall(r"(\S+) restarted on its new configuration in", run.text)))
+    for proxy in lab.proxies:
+        config = docker_exec(proxy, "sh", "-c", "stat -c '%U %a' /etc/zdm-proxy/active/zdm-proxy.yml; "
+                             "grep -c '^origin_username: " + PROXY_ROLE + "' /etc/zdm-proxy/active/zdm-proxy.yml")
+        assert config.split() == ["zdm-proxy", "600", "1"], (proxy, config)
+        assert PROXY_SECRET not in docker_exec(proxy, "journalctl", "--no-pager", "-o", "cat", "--since", "-15min")
+        assert PROXY_SECRET not in docker_exec(proxy, "ps", "-eo", "args")
+        assert not world_readable_files_holding(proxy, PROXY_SECRET), proxy
+    assert not world_readable_files_holding(lab.client, PROXY_SECRET)
     window = attempts_between(journal(lab), start)
-    report("monitoring host restarted in phase 1", posts=len(codes), posts_ok=codes.count(200),
-           writer_attempts=len(window), writer_failed=len(failures(window)))
-    assert codes == [200] * 60, codes
+    report("proxies' Origin credentials rolled", writer_attempts=len(window), writer_failed=len(failures(window)),
+           rolled=",".join(rolled))
+    assert rolled == lab.proxies, run.text[-3000:]
     assert failures(window) == []
-
-    def prometheus_ready() -> bool:
-        try:
-            return httpx.get(f"{lab.prometheus_url}/-/ready", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(prometheus_ready, 180, 3, "Prometheus back after the monitoring host restarted")
+    # and back onto the inventory's credentials, rolled again
+    back = playbook(lab, "phase1.yml")
+    assert back.returncode == 0, back.stdout[-3000:]
+    for proxy in lab.proxies:
+        assert docker_exec(proxy, "grep", "-c", f"^origin_username: {PROXY_ROLE}",
+                           "/etc/zdm-proxy/active/zdm-proxy.yml", check=False).strip() == "0"
+    assert failures(attempts_between(journal(lab), start)) == []

@@ -40,17 +40,25 @@ def test_phase_2_copies_and_validates_while_the_writer_writes(lab):
     assert {"ModeCassandra_" in s for s in writer_rows(lab, lab.target)} == {True, False}
 
 
+# Longer than the proxy's request timeout (proxy_request_timeout_ms, 10 s by default): the
+# writes sent meanwhile go unanswered on that side, and the proxies count them.
+HANG_S = 14
+
+
 def rows(lab, host: str, users: list[str]) -> set[tuple[str, str]]:
     return {(user, status) for user in users for status in writer_rows(lab, host, user)}
 
 
 def stop_a_cluster_under_traffic(lab, node: str, side: str, title: str) -> tuple[set, dict]:
-    """SIGKILL the cluster's node while writes are in flight through the proxies, keep it down
-    until the proxies and Prometheus say so, start it again; return the rows that reached one
+    """The cluster's node hangs (SIGSTOP) while writes are in flight through the proxies, long
+    enough for the proxies to give up on its answers, then dies (SIGKILL) and stays down until
+    the proxies and Prometheus say so; then it starts again. Returns the rows that reached one
     side only and the counts."""
     start = utc_now()
     with ClientLoad([lab.address[p] for p in lab.proxies], rate=300, in_flight=32) as load:
         time.sleep(3)
+        docker_exec(node, "systemctl", "kill", "--signal=SIGSTOP", "cassandra")
+        time.sleep(HANG_S)
         docker_exec(node, "systemctl", "kill", "--signal=SIGKILL", "cassandra")
         docker_exec(node, "systemctl", "stop", "cassandra")  # no automatic restart: it stays down
         time.sleep(3)

@@ -22,6 +22,7 @@ from labkit import (
     playbook,
     readiness,
     report,
+    restart_monitoring_under_traffic,
     unit_starts,
     utc_now,
     wait_until,
@@ -92,6 +93,10 @@ def test_the_proxy_log_shows_the_new_read_mode(lab):
         log = docker_exec(proxy, "journalctl", "-u", "zdm-proxy", "-n", "400", "--no-pager", "-o", "cat")
         log = log.replace('\\"', '"')  # the log's msg="..." escapes the quotes of the configuration
         assert '"ReadMode":"DUAL_ASYNC_ON_SECONDARY"' in log, proxy
+
+
+def test_restarting_the_monitoring_host_leaves_traffic_alone(lab):
+    restart_monitoring_under_traffic(lab, "phase 3")
 
 
 def test_a_proxy_changed_by_hand_is_drift_found_before_any_change(lab):
