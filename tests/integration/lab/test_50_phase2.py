@@ -55,20 +55,22 @@ def stop_a_cluster_under_traffic(lab, node: str, side: str, title: str) -> tuple
     the proxies and Prometheus say so; then it starts again. Returns the rows that reached one
     side only and the counts."""
     start = utc_now()
-    with ClientLoad([lab.address[p] for p in lab.proxies], rate=300, in_flight=32) as load:
-        time.sleep(3)
-        docker_exec(node, "systemctl", "kill", "--signal=SIGSTOP", "cassandra")
-        time.sleep(HANG_S)
-        docker_exec(node, "systemctl", "kill", "--signal=SIGKILL", "cassandra")
-        docker_exec(node, "systemctl", "stop", "cassandra")  # no automatic restart: it stays down
-        time.sleep(3)
     try:
+        with ClientLoad([lab.address[p] for p in lab.proxies], rate=300, in_flight=32) as load:
+            time.sleep(3)
+            docker_exec(node, "systemctl", "kill", "--signal=SIGSTOP", "cassandra")
+            time.sleep(HANG_S)
+            docker_exec(node, "systemctl", "kill", "--signal=SIGKILL", "cassandra")
+            docker_exec(node, "systemctl", "stop", "cassandra")  # no automatic restart: it stays down
+            time.sleep(3)
         wait_until(lambda: all(side_status(lab, p, side) == "DOWN" for p in lab.proxies), 90, 1,
                    f"every proxy's readiness shows {side} DOWN")
         assert all(readiness(lab, p)[0] == 503 for p in lab.proxies)
         wait_until(lambda: len(firing(lab, "ZdmProxyNotReady")) == 3, 120, 3, "ZdmProxyNotReady firing for all three")
     finally:
-        docker_exec(node, "systemctl", "start", "cassandra")
+        # whatever happened above: a hung node resumes, a stopped one starts
+        docker_exec(node, "sh", "-c", "systemctl kill --signal=SIGCONT cassandra; systemctl start cassandra",
+                    check=False)
     wait_until(lambda: all(readiness(lab, p)[1].get("Status") == "UP" for p in lab.proxies), 300, 2,
                f"the proxies ready again with {side} back")
     # the writes that failed while it went down stay in the alert's window
