@@ -139,6 +139,25 @@ def config_text(ep: Endpoint, *, log_dir: Path, rate: float | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Unpack with the "data" filter (no absolute names, no way out of dest, no devices); the
+    Pythons without it (before 3.11.4, e.g. Debian 12's 3.11.2) get the same checks here."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    for member in tar.getmembers():
+        name = os.path.normpath(member.name)
+        if name.startswith(("/", "..")) or not (member.isfile() or member.isdir() or member.issym()
+                                                  or member.islnk()):
+            raise PreflightError(f"{tar.name}: member {member.name!r} is refused (outside the archive or special)")
+        if member.issym() or member.islnk():
+            base = os.path.dirname(name) if member.issym() else ""
+            target = os.path.normpath(os.path.join(base, member.linkname))
+            if os.path.isabs(member.linkname) or target.startswith(".."):
+                raise PreflightError(f"{tar.name}: link {member.name!r} points outside the archive")
+    tar.extractall(dest)  # noqa: S202 - every member was checked above
+
+
 def find_launcher(path: str, workdir: Path) -> Path:
     """The ``dsbulk`` launcher: the given executable, or the one inside a distribution tarball."""
     given = Path(path)
@@ -146,7 +165,7 @@ def find_launcher(path: str, workdir: Path) -> Path:
         dest = workdir / "dist"
         if not dest.exists():
             with tarfile.open(given) as tar:
-                tar.extractall(dest, filter="data")
+                _extract(tar, dest)
         found = sorted(dest.glob("*/bin/dsbulk"))
         if not found:
             raise PreflightError(f"{path} does not contain */bin/dsbulk")

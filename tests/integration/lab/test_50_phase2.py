@@ -50,19 +50,17 @@ def rows(lab, host: str, users: list[str]) -> set[tuple[str, str]]:
     return {(user, status) for user in users for status in writer_rows(lab, host, user)}
 
 
-def origin_only_rows(lab) -> set[tuple[str, str]]:
-    """Every row of the table that Origin has and Target lacks, leaving out the writer's writes
-    still in flight (they land on both)."""
-    in_flight = {e["status"] for e in journal(lab)}
-    settled = {e["status"] for e in journal(lab) if e["outcome"] != "sending"}
-    in_flight -= settled
+def rows_only_on(lab, have: str, lack: str) -> set[tuple[str, str]]:
+    """Every row of the table that the cluster of host `have` holds and that of `lack` does not,
+    leaving out the writer's writes still in flight (they land on both)."""
+    entries = journal(lab)
+    in_flight = {e["status"] for e in entries} - {e["status"] for e in entries if e["outcome"] != "sending"}
 
     def table(host):
         with cql(lab.address[host]) as session:
             return {(r.user, r.status) for r in session.execute("SELECT user, status FROM zdmapp.user_status")}
 
-    origin, target = table(lab.origin), table(lab.target)
-    return {(user, status) for user, status in origin - target if status not in in_flight}
+    return {(user, status) for user, status in table(have) - table(lack) if status not in in_flight}
 
 
 def stop_a_cluster_under_traffic(lab, node: str, side: str, title: str) -> tuple[set, dict]:
@@ -120,7 +118,7 @@ def test_target_stopped_under_traffic(lab):
 
 def test_the_validation_finds_exactly_those_rows_and_autocorrect_repairs_them(lab):
     # The whole table's difference: the outage's rows, and any an earlier fault left.
-    missing = origin_only_rows(lab)
+    missing = rows_only_on(lab, lab.origin, lab.target)
     assert len(missing) >= int(lab.marks["origin_only"]) > 0
     expected = len(missing)
     run = playbook(lab, "phase2.yml")
