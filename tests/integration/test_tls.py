@@ -185,9 +185,15 @@ def test_engine_copies_and_validates_over_tls(origin, target, tmp_path):
     insert = "INSERT INTO zdmapp.user_status (user, when, status) VALUES (%s, %s, %s) USING TIMESTAMP %s"
     for i in range(20):
         origin.execute(insert, (user, 1_700_000_000_000 + i, f"s{i}", 1_700_000_000_000_000 + i))
-    copy = migrate("copy", *client, report=tmp_path / "copy.json")
-    assert copy.returncode == 0, copy.stdout[-3000:] + copy.stderr[-3000:]
-    validate = migrate("validate", *client, report=tmp_path / "validate.json")
+    # Phase 0: the writer writes to Origin only; it pauses so that the validation compares a
+    # table that holds still (dual writes, which would keep Target in step, start in phase 1).
+    docker_exec(CLIENT_HOST, "systemctl", "stop", "zdmkit-writer.service")
+    try:
+        copy = migrate("copy", *client, report=tmp_path / "copy.json")
+        assert copy.returncode == 0, copy.stdout[-3000:] + copy.stderr[-3000:]
+        validate = migrate("validate", *client, report=tmp_path / "validate.json")
+    finally:
+        docker_exec(CLIENT_HOST, "systemctl", "start", "zdmkit-writer.service")
     assert validate.returncode == 0, validate.stdout[-3000:] + validate.stderr[-3000:]
     counts = json.loads((tmp_path / "validate.json").read_text())["totals"]
     assert counts["missing"] == 0 and counts["mismatch"] == 0 and counts["valid"] >= 23, counts

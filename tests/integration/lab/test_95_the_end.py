@@ -13,14 +13,17 @@ from labkit import JOURNAL, ROOT, changed_hosts, docker_exec, failures, journal,
 
 def check(lab, tmp_path: Path, host: str, prefix: str | None = None) -> dict:
     copy = tmp_path / "journal.jsonl"
-    subprocess.run(["docker", "cp", f"{lab.client}:{JOURNAL}", str(copy)], check=True, capture_output=True)
+    # the writer may still be writing: its complete lines as they are now
+    text = subprocess.run(["docker", "exec", lab.client, "cat", JOURNAL], check=True, capture_output=True,
+                          text=True).stdout
+    copy.write_text(text[: text.rfind("\n") + 1])
     command = ["zdmkit-writer", "check", "--journal", str(copy), "--contact-points", lab.address[host],
                "--username", "cassandra", "--password", "cassandra", "--json"]
     if prefix:
         command += ["--prefix", prefix]
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode in (0, 1), run.stderr
-    return json.loads(run.text)
+    return json.loads(run.stdout)
 
 
 def test_the_loss_check_playbook_finds_nothing_missing(lab):
