@@ -34,24 +34,12 @@ from labkit import (
     report,
     utc_now,
 )
+from test_tls import context
 
 pytestmark = pytest.mark.integration
 
 TLS_DIR = Path(os.environ.get("ZDMKIT_TEST_TLS_DIR", "/nonexistent"))
 ROLL = "molecule/shared/proxies.yml"
-
-
-def context(ca: Path | None, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    if ca:
-        ctx.load_verify_locations(cafile=str(ca))
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    else:
-        ctx.verify_mode = ssl.CERT_NONE
-    if cert:
-        ctx.load_cert_chain(certfile=str(cert), keyfile=str(key))
-    return ctx
 
 
 @pytest.fixture(scope="module")
