@@ -46,11 +46,21 @@ EXIT = re.compile(
 )
 LOAD = re.compile(r"^== suite-timings: (?:start, )?load (?P<load>[\d.]+)$")
 LOAD_EVERY_S = 30
+SUITE_LOG_HINT = "the whole of it in .cache/suite/"
 # Molecule's last line: "cassandra : actions=9  successful=7  ...  failed=0".
 MOLECULE_RECAP = re.compile(r"^[\w.-]+\s*: actions=\d+\s.*\bfailed=(?P<failed>\d+)")
 START = re.compile(r"^(?P<kind>Start|Restart) cassandra on (?P<node>\S+)$")
 READY = re.compile(r"^Wait until a CQL query coordinated by the node succeeds on (?P<node>\S+)$")
 ROLE_PREFIX = re.compile(r"^[\w.-]+ : ")
+# pytest's short summary ("FAILED tests/x.py::test_y - AssertionError: ...") and its "E   " lines,
+# also where Molecule's box indents them inside a failed task's stdout.
+PYTEST_FAILED = re.compile(r"^\s*(?P<line>(?:FAILED|ERROR) tests/\S+.*)$")
+PYTEST_E = re.compile(r"^\s*(?P<line>E {2,}\S.*)$")
+FATAL = re.compile(r"^\s*fatal: \[(?P<host>[^\]]+)\]: FAILED!")
+FATAL_MSG = re.compile(r"^\s*\"?msg\"?:\s*(?P<msg>.+)$")
+RECAP_HOST = re.compile(r"^\s*\S+\s*: ok=\d+\s+changed=\d+\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)")
+IGNORING = re.compile(r"^\s*\.\.\.ignoring$")
+FAILURE_LINES = 30  # at most, per log: CI shows the end of the output
 # The Molecule steps that get a column; the rest (syntax, cleanup, ...) add up under "other".
 STEPS = ("create", "prepare", "converge", "idempotence", "verify", "destroy")
 
@@ -84,6 +94,9 @@ class Log:
     # shared machine the others' work shows in every wall time.
     load: list[float] = field(default_factory=list)
     failed_actions: int | None = None  # from Molecule's recap, for a log without the exit line
+    # Why it failed, as the log says it: pytest's summary lines (FAILED/ERROR test ids) and
+    # assertion lines, and the msg of each task that failed without being ignored.
+    failures: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool | None:
@@ -118,6 +131,17 @@ def parse(lines: list[str], name: str = "") -> Log:
     header: list[str] | None = None  # a task header, possibly wrapped over several lines
     named: Task | None = None  # a complete header waiting for its profile line
     open_starts: dict[str, tuple[str, dt.datetime]] = {}
+    # A failed task's host and msg. A failure that was rescued or ignored is not why the run
+    # failed: a playbook's failures count only when its recap shows a host failed.
+    fatal: list[str] | None = None
+    run_fatals: list[str] = []
+    e_lines = 0
+
+    def close_fatal() -> None:
+        nonlocal fatal
+        if fatal:
+            run_fatals.extend(fatal)
+        fatal = None
 
     def close_pending(seconds: float) -> None:
         nonlocal pending
@@ -145,6 +169,30 @@ def parse(lines: list[str], name: str = "") -> Log:
         text = _clean(raw)
         if not text:
             continue
+        m = PYTEST_FAILED.match(text)
+        if m:
+            log.failures.append(m["line"])
+        m = PYTEST_E.match(text)
+        if m and e_lines < 10:
+            e_lines += 1
+            log.failures.append(m["line"])
+        if fatal is not None:
+            if IGNORING.match(text):
+                fatal = None
+            elif (m := FATAL_MSG.match(text)) and len(fatal) == 1:
+                fatal.append("  msg: " + m["msg"][:300])
+            elif HEADER.match(text) or text.startswith("PLAY RECAP"):
+                close_fatal()
+        m = RECAP_HOST.match(text)
+        if m:
+            if int(m["failed"]) or int(m["unreachable"]):
+                log.failures.extend(run_fatals)
+            run_fatals.clear()
+        m = FATAL.match(text)
+        if m:
+            close_fatal()
+            current = pending or named
+            fatal = [f"task failed on {m['host']}" + (f": {current.name}" if current else "")]
         m = LOAD.match(text)
         if m:
             log.load.append(float(m["load"]))
@@ -197,6 +245,10 @@ def parse(lines: list[str], name: str = "") -> Log:
             continue
         if text.startswith("PLAY RECAP"):
             named = None
+    close_fatal()
+    if log.exit_code is None or log.exit_code:
+        log.failures.extend(run_fatals)  # a run cut off before its recap
+    del log.failures[FAILURE_LINES:]
     for s, seconds in took.items():
         log.steps.setdefault(s, seconds)
     if log.total is None and first_stamp is not None and last_stamp is not None:
@@ -266,6 +318,9 @@ def summary(logs: list[Log]) -> str:
             f"{sum(starts) / len(starts):.0f} s each on average, longest {max(starts):.0f} s",
         ]
     parts += ["", "Slowest tasks:", *slowest_tasks(logs, 10)]
+    for log in logs:
+        if log.passed is False and log.failures:
+            parts += ["", f"Why {log.name} failed (from its log, {SUITE_LOG_HINT}):", *log.failures]
     return "\n".join(parts) + "\n"
 
 

@@ -182,3 +182,55 @@ def test_cli_summary_without_logs_fails(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPT), "summary", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 1
     assert "no logs" in proc.stderr
+
+
+def _failed_verify(rescued_first: bool = True) -> list[str]:
+    """A verify whose first playbook fails a task it rescues, then runs pytest, which fails."""
+    lines = [step("verify", "Executing")]
+    if rescued_first:
+        lines += [
+            boxed("TASK [Assert that the heap fits] ****"),
+            profile("12:00:00", "0:00:00.008", "0:00:00.008"),
+            boxed("fatal: [molecule-cassandra-1]: FAILED! => "),
+            boxed("    msg: the heap does not fit (expected by the test)"),
+            boxed("PLAY RECAP *****"),
+            boxed("molecule-cassandra-1 : ok=5    changed=0    unreachable=0    failed=0    rescued=1"),
+        ]
+    lines += [
+        boxed("TASK [Run the integration tests] ****"),
+        profile("12:00:01", "0:00:01.000", "0:00:01.008"),
+        boxed("fatal: [localhost]: FAILED! => "),
+        boxed("    msg: non-zero return code"),
+        boxed("    stdout: |-"),
+        boxed("        E       AssertionError: 3 writes lost"),
+        boxed("        FAILED tests/integration/lab/test_20_phase1.py::test_switch - AssertionError: 3 writes lost"),
+        boxed("PLAY RECAP *****"),
+        boxed("localhost : ok=1    changed=0    unreachable=0    failed=1    rescued=0"),
+        step("verify", "Executed: Failed"),
+    ]
+    return lines
+
+
+def test_a_failed_run_says_why_and_leaves_out_rescued_failures(tmp_path):
+    log = suite_timings.parse(_failed_verify(), "molecule-lab")
+    assert log.passed is False
+    assert log.failures == [
+        "E       AssertionError: 3 writes lost",
+        "FAILED tests/integration/lab/test_20_phase1.py::test_switch - AssertionError: 3 writes lost",
+        "task failed on localhost: Run the integration tests",
+        "  msg: non-zero return code",
+    ]
+    (tmp_path / "molecule-lab.log").write_text("\n".join(_failed_verify()) + "\n")
+    text = suite_timings.summary(suite_timings.load(tmp_path))
+    # Last in the summary, where the end of CI's output shows it.
+    assert text.rstrip().endswith("  msg: non-zero return code")
+    assert "Why molecule-lab failed" in text
+    assert "expected by the test" not in text
+
+
+def test_a_passed_run_prints_no_failures(tmp_path):
+    lines = [*_failed_verify()[:7], step("verify", "Executed: Successful")]
+    exit_line = "0.0\t== suite-timings: molecule-cassandra exit 0 after 1.0 s"
+    (tmp_path / "molecule-cassandra.log").write_text("\n".join([*stamped(lines), exit_line]) + "\n")
+    text = suite_timings.summary(suite_timings.load(tmp_path))
+    assert "Why" not in text
