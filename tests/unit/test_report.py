@@ -3,6 +3,7 @@ and a chart drawn to a real PNG file."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -52,9 +53,26 @@ def test_journal_totals(tmp_path: Path):
     with Journal(path) as journal:
         for seq, code in enumerate([200, 201, 503, 200, 0]):
             journal.append(_attempt(seq, code))
-    assert journal_totals(path) == {"attempts": 5, "acknowledged": 3, "failed": 2}
+    assert journal_totals(path) == {"attempts": 5, "acknowledged": 3, "failed": 2, "in_flight": 0}
     assert journal_totals(tmp_path / "missing.jsonl") is None
     assert journal_totals(None) is None
+
+
+def test_journal_totals_of_a_running_writer(tmp_path: Path):
+    # Read while the writer runs: the newest attempt has no outcome yet (in flight, not failed);
+    # one begun long before the newest line never got one (the writer stopped during it).
+    path = tmp_path / "journal.jsonl"
+    with Journal(path) as journal:
+        journal.begin(0, "2026-01-01T00:00:00.000Z", "writer", "s0")  # never answered
+        journal.append(_attempt(1, 200))  # ts 00:00:00
+        for seq in (2, 3):
+            ts = f"2026-01-01T00:0{seq}:00.000Z"
+            journal.begin(seq, ts, "writer", f"s{seq}")
+            journal.append(dataclasses.replace(_attempt(seq, 200), ts=ts))
+        journal.begin(4, "2026-01-01T00:03:00.500Z", "writer", "s4")  # still under way
+    assert journal_totals(path) == {"attempts": 5, "acknowledged": 3, "failed": 1, "in_flight": 1}
+    # with a writer limit longer than the 3 minutes since s0, s0 may still be under way too
+    assert journal_totals(path, in_flight_s=200) == {"attempts": 5, "acknowledged": 3, "failed": 0, "in_flight": 2}
 
 
 def test_a_chart_is_drawn_with_its_phase_markers(tmp_path: Path):

@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from zdmkit import dashboards as _dashboards
-from zdmkit.writer.journal import read_journal
+from zdmkit.writer.journal import JournalError, parse_journal
 
 RATE = "[1m]"
+# The writer's limit for one attempt (demo_app_writer_timeout's default): an attempt with no
+# outcome yet, begun less than this before the journal's newest line, may still be under way.
+IN_FLIGHT_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -171,17 +174,36 @@ def phase_markers(history: list[dict]) -> list[PhaseMarker]:
     return markers
 
 
-def journal_totals(path: Path | None) -> dict[str, int] | None:
+def journal_totals(path: Path | None, in_flight_s: float = IN_FLIGHT_S) -> dict[str, int] | None:
+    """The journal's attempts: acknowledged, failed (anything else), and in flight.
+
+    The journal is read while the writer runs: its newest attempts may have been sent with no
+    outcome journaled yet. An attempt without an outcome that began less than ``in_flight_s``
+    before the newest line of the journal (the writer's own limit for one attempt) counts as
+    in flight; an older one never got its answer (the writer stopped during it) and is failed.
+    """
     if path is None or not path.exists():
         return None
-    totals = {"attempts": 0, "acknowledged": 0, "failed": 0}
-    for attempt in read_journal(path):
-        totals["attempts"] += 1
-        if attempt.acknowledged:
-            totals["acknowledged"] += 1
-        else:
-            totals["failed"] += 1
-    return totals
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot read the journal: {exc.strerror}") from None
+    finished = list(parse_journal(text, str(path), in_flight=False))
+    unanswered = list(parse_journal(text, str(path)))[len(finished) :]
+    stamps = [_journal_time(a.ts) for a in finished + unanswered]
+    newest = max(stamps, default=0.0)
+    in_flight = sum(1 for a in unanswered if _journal_time(a.ts) >= newest - in_flight_s)
+    acknowledged = sum(1 for a in finished if a.acknowledged)
+    return {
+        "attempts": len(finished) + len(unanswered),
+        "acknowledged": acknowledged,
+        "failed": len(finished) - acknowledged + len(unanswered) - in_flight,
+        "in_flight": in_flight,
+    }
+
+
+def _journal_time(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True)
@@ -263,7 +285,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         "markers": [{"phase": m.phase, "at": m.at} for m in markers],
         "charts": {},
         "validation": validation,
-        "journal": journal_totals(Path(args.journal) if args.journal else None),
+        "journal": journal_totals(Path(args.journal) if args.journal else None, args.writer_timeout),
         "dashboards": {},
     }
     links = dashboard_links(args.perses, Path(args.dashboards_dir)) if args.perses else []
@@ -331,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prometheus", required=True, help="base URL of Prometheus, e.g. http://10.0.4.11:9090")
     p.add_argument("--state-dir", default=None, help="directory with phase.json and validation.json")
     p.add_argument("--journal", default=None, help="the writer's journal.jsonl")
+    p.add_argument(
+        "--writer-timeout",
+        type=float,
+        default=IN_FLIGHT_S,
+        help="seconds one writer attempt may take (demo_app_writer_timeout): newer unanswered ones are in flight",
+    )
     p.add_argument("--perses", default=None, help="URL people open Perses at, e.g. http://127.0.0.1:3000 (links)")
     p.add_argument(
         "--dashboards-dir", default=str(_dashboards.source_dir()), help="the Perses dashboards (*.yaml) to link"

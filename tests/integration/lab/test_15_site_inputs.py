@@ -9,12 +9,17 @@ import json
 
 import pytest
 from labkit import (
+    attempts_between,
     changed_hosts,
     docker_exec,
+    failures,
+    journal,
     lab_units,
     playbook,
     playbooks_side_by_side,
+    report,
     unit_starts,
+    utc_now,
     world_readable_files_holding,
 )
 
@@ -55,7 +60,12 @@ BAD_INPUTS = [
 
 
 @pytest.fixture(scope="module")
-def starts_before(lab) -> dict[str, str]:
+def module_started() -> str:
+    return utc_now()
+
+
+@pytest.fixture(scope="module")
+def starts_before(lab, module_started) -> dict[str, str]:
     starts = unit_starts(lab, lab_units(lab))
     assert len(starts) >= 12, starts
     return starts
@@ -111,3 +121,13 @@ def test_services_listen_on_the_service_address_only(lab):
             # loopback includes 127.0.0.11, Docker's resolver inside every container
             assert bound == lab.address[host] or ipaddress.ip_address(bound).is_loopback, (
                 f"{host}: {local} is not on {lab.address[host]} or loopback")
+
+
+def test_the_writer_saw_no_failure_meanwhile(lab, module_started):
+    # The refused runs (three at a time) and the -vvvv run load the machine; the writer's
+    # traffic to Origin goes on under them.
+    window = attempts_between(journal(lab), module_started)
+    failed = failures(window)
+    report("site.yml's inputs, writer meanwhile", writer_attempts=len(window), writer_failed=len(failed))
+    assert window, "the writer wrote nothing meanwhile"
+    assert failed == [], [(e["ts"], e["code"], e["error"]) for e in failed[:5]]
