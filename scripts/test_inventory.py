@@ -68,6 +68,10 @@ RENAMED = {
         "tests/unit/test_dashboards.py::test_dashboard_source_follows_the_rules",
     "tests/unit/test_dashboards.py::test_the_four_dashboards_are_there":
         "tests/unit/test_dashboards.py::test_the_five_dashboards_are_there",
+    # the tls scenario's test run now also runs the migration over TLS through the proxies
+    "molecule/tls/verify.yml::Run the integration tests (plaintext refused, client certificates, engine, app, bad "
+    "input)": "molecule/tls/verify.yml::Run the integration tests (TLS on every link, then the whole migration "
+    "over TLS)",
     # the retry policy's own module
     "tests/unit/test_demo_app_routes.py::test_retry_policy_only_retries_idempotent_statements":
         "tests/unit/test_demo_app_db.py::test_retry_policy_goes_to_the_next_host_only_when_safe",

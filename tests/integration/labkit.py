@@ -79,9 +79,24 @@ def load_lab(inventory: str, optional: tuple[str, ...] = ()) -> Lab:
     assert all(hosts or name in optional for name, hosts in groups.items()), groups
     hostvars = data["_meta"]["hostvars"]
     address = {h: hostvars[h]["service_address"] for g in groups.values() for h in g}
+    if any("{{" in str(a) for a in address.values()):
+        address = rendered(inventory, "service_address", list(address))  # a template (Molecule's)
     path = Path(inventory)
     state_dir = (path if path.is_dir() else path.parent) / "state"
     return Lab(inventory, groups, address, state_dir)
+
+
+def rendered(inventory: str, var: str, hosts: list[str]) -> dict[str, str]:
+    """A host variable of each host as Ansible renders it (ansible-inventory shows templates raw)."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_FORCE_COLOR": "0"}
+    message = f"msg='rendered {{{{ inventory_hostname }}}} {{{{ {var} }}}}'"
+    run = subprocess.run(["ansible", ",".join(hosts), "-i", inventory, "-m", "ansible.builtin.debug", "-a", message],
+                         capture_output=True, text=True, check=False, env=env, cwd=ROOT)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    found = dict(re.findall(r"^\s*msg: rendered (\S+) (\S+)\s*$", run.stdout, flags=re.M))
+    assert set(found) == set(hosts), run.stdout[-2000:]
+    return {host: found[host] for host in hosts}
 
 
 def playbook(lab: Lab, name: str, *args: str, extra: dict | None = None, timeout: int = 1800,

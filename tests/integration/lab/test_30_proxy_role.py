@@ -153,6 +153,8 @@ BAD = [
     ("port-out-of-range", {"zdm_proxy_listen_port": 70000}, "zdm_proxy_listen_port is 70000"),
     ("unknown-setting", {"zdm_proxy_config": {"read_mod": "PRIMARY_ONLY"}}, "zdm_proxy_config names read_mod"),
     ("blocked-version-unknown", {"zdm_proxy_blocked_protocol_versions": ["v9"]}, "zdm_proxy_blocked_protocol_versions"),
+    ("control-version-unknown", {"zdm_proxy_control_conn_max_protocol_version": "6"},
+     "zdm_proxy_control_conn_max_protocol_version"),
     ("missing-secure-connect-bundle",
      {"zdm_proxy_target_secure_connect_bundle": "/nonexistent/scb.zip", "zdm_proxy_target_contact_points": []},
      "zdm_proxy_target_secure_connect_bundle"),
