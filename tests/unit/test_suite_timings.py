@@ -184,18 +184,17 @@ def test_cli_summary_without_logs_fails(tmp_path):
     assert "no logs" in proc.stderr
 
 
-def _failed_verify(rescued_first: bool = True) -> list[str]:
+def _failed_verify() -> list[str]:
     """A verify whose first playbook fails a task it rescues, then runs pytest, which fails."""
-    lines = [step("verify", "Executing")]
-    if rescued_first:
-        lines += [
-            boxed("TASK [Assert that the heap fits] ****"),
-            profile("12:00:00", "0:00:00.008", "0:00:00.008"),
-            boxed("fatal: [molecule-cassandra-1]: FAILED! => "),
-            boxed("    msg: the heap does not fit (expected by the test)"),
-            boxed("PLAY RECAP *****"),
-            boxed("molecule-cassandra-1 : ok=5    changed=0    unreachable=0    failed=0    rescued=1"),
-        ]
+    lines = [
+        step("verify", "Executing"),
+        boxed("TASK [Assert that the heap fits] ****"),
+        profile("12:00:00", "0:00:00.008", "0:00:00.008"),
+        boxed("fatal: [molecule-cassandra-1]: FAILED! => "),
+        boxed("    msg: the heap does not fit (expected by the test)"),
+        boxed("PLAY RECAP *****"),
+        boxed("molecule-cassandra-1 : ok=5    changed=0    unreachable=0    failed=0    rescued=1"),
+    ]
     lines += [
         boxed("TASK [Run the integration tests] ****"),
         profile("12:00:01", "0:00:01.000", "0:00:01.008"),

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from zdmkit import dashboards as _dashboards
-from zdmkit.writer.journal import JournalError, parse_journal
+from zdmkit.writer.journal import journal_text, parse_journal
 
 RATE = "[1m]"
 # The writer's limit for one attempt (demo_app_writer_timeout's default): an attempt with no
@@ -184,10 +184,7 @@ def journal_totals(path: Path | None, in_flight_s: float = IN_FLIGHT_S) -> dict[
     """
     if path is None or not path.exists():
         return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise JournalError(f"{path}: cannot read the journal: {exc.strerror}") from None
+    text = journal_text(path)
     finished = list(parse_journal(text, str(path), in_flight=False))
     unanswered = list(parse_journal(text, str(path)))[len(finished) :]
     stamps = [_journal_time(a.ts) for a in finished + unanswered]

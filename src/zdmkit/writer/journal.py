@@ -147,11 +147,15 @@ def read_journal(path: Path) -> Iterator[Attempt]:
     as ``unknown``. A last line without its newline (the writer was killed mid-line) is
     skipped. Any other bad line is an error.
     """
+    yield from parse_journal(journal_text(path), str(path))
+
+
+def journal_text(path: Path) -> str:
+    """The journal file's text, or a :class:`JournalError` saying why it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise JournalError(f"{path}: cannot read the journal: {exc.strerror}") from None
-    yield from parse_journal(text, str(path))
 
 
 def parse_journal(text: str, source: str = "<journal>", *, in_flight: bool = True) -> Iterator[Attempt]:
