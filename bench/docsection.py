@@ -4,6 +4,7 @@ and rewrites only that section, so that running one benchmark keeps the others' 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -36,6 +37,16 @@ def replace_section(path: Path, name: str, body: str, *, order: tuple[str, ...] 
     os.replace(tmp, path)
 
 
+def replace_data(path: Path, name: str, data: object) -> None:
+    """Put ``data`` under the key ``name`` of the JSON file ``path``; the other keys stay."""
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    old = old if isinstance(old, dict) else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**old, name: data}, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _insert(text: str, name: str, block: str, order: tuple[str, ...]) -> str:
     if name in order:
         for later in order[order.index(name) + 1 :]:
@@ -61,4 +72,4 @@ def machine() -> dict[str, object]:
     }
 
 
-SECTIONS = ("playbook_bench", "migration_bench")
+SECTIONS = ("playbook_bench", "proxy_bench", "migration_bench")

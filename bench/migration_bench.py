@@ -151,7 +151,11 @@ Feed = Callable[[subprocess.Popen, Any], None]
 
 
 def run_measured(
-    cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, feed: Feed | None = None,
+    cmd: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    feed: Feed | None = None,
     log: Path | None = None,
 ) -> Run:
     """Run a command, its output to ``log``; wall time and the peak memory of its process tree."""
@@ -509,8 +513,10 @@ class Bench:
         # cqlsh's COPY options: a worker process per core, no ingest rate cap, its batch size
         # DOUBLEPRECISION 17: the default (12 digits) would round the doubles on the way
         opts_to = f"HEADER = true AND NUMPROCESSES = {procs} AND PAGESIZE = 1000 AND DOUBLEPRECISION = 17"
-        opts_from = f"HEADER = true AND NUMPROCESSES = {procs} AND INGESTRATE = 1000000 AND MAXBATCHSIZE = 20 " \
-                    "AND MAXATTEMPTS = 20"
+        opts_from = (
+            f"HEADER = true AND NUMPROCESSES = {procs} AND INGESTRATE = 1000000 AND MAXBATCHSIZE = 20 "
+            "AND MAXATTEMPTS = 20"
+        )
         out = self._cqlsh(cqlsh, self.args.origin, "origin", f"COPY {self.ks}.rows TO '{csv}' WITH {opts_to}", "to")
         into = self._cqlsh(cqlsh, self.args.target, "target", f"COPY {self.ks}.rows FROM '{csv}' WITH {opts_from}",
                            "from")  # fmt: skip
