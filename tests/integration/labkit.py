@@ -176,12 +176,13 @@ def lab_units(lab: Lab) -> dict[str, list[str]]:
     return units
 
 
-def journal(lab: Lab) -> list[dict]:
-    """The writer's finished attempts, one each (the line journaled before sending is not one)."""
+def journal(lab: Lab, *, in_flight: bool = False) -> list[dict]:
+    """The writer's finished attempts, one each (the line journaled before sending is not one);
+    with ``in_flight`` also those still under way, with the outcome ``unknown``."""
     from zdmkit.writer.journal import parse_journal
 
     text = docker_exec(lab.client, "sh", "-c", f"cat {JOURNAL} 2>/dev/null || true")
-    return [dataclasses.asdict(attempt) for attempt in parse_journal(text, JOURNAL, in_flight=False)]
+    return [dataclasses.asdict(attempt) for attempt in parse_journal(text, JOURNAL, in_flight=in_flight)]
 
 
 def utc_now() -> str:

@@ -25,6 +25,8 @@ from labkit import (
     writer_rows,
 )
 
+from zdmkit.writer.journal import UNKNOWN
+
 
 def test_phase_2_copies_and_validates_while_the_writer_writes(lab):
     start = utc_now()
@@ -50,17 +52,19 @@ def rows(lab, host: str, users: list[str]) -> set[tuple[str, str]]:
     return {(user, status) for user in users for status in writer_rows(lab, host, user)}
 
 
-def rows_only_on(lab, have: str, lack: str) -> set[tuple[str, str]]:
+def rows_only_on(lab, have: str, lack: str) -> set[tuple]:
     """Every row of the table that the cluster of host `have` holds and that of `lack` does not,
-    leaving out the writer's writes still in flight (they land on both)."""
-    entries = journal(lab)
-    in_flight = {e["status"] for e in entries} - {e["status"] for e in entries if e["outcome"] != "sending"}
+    by the table's key (user, when) as the validation compares them, leaving out the writer's
+    writes still in flight (they land on both)."""
+    in_flight = {e["status"] for e in journal(lab, in_flight=True) if e["outcome"] == UNKNOWN}
 
     def table(host):
         with cql(lab.address[host]) as session:
-            return {(r.user, r.status) for r in session.execute("SELECT user, status FROM zdmapp.user_status")}
+            return {(r.user, r.when): r.status
+                    for r in session.execute('SELECT "user", "when", status FROM zdmapp.user_status')}
 
-    return {(user, status) for user, status in table(have) - table(lack) if status not in in_flight}
+    rows_have, rows_lack = table(have), table(lack)
+    return {(*key, status) for key, status in rows_have.items() if key not in rows_lack and status not in in_flight}
 
 
 def stop_a_cluster_under_traffic(lab, node: str, side: str, title: str) -> tuple[set, dict]:
