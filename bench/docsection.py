@@ -72,4 +72,4 @@ def machine() -> dict[str, object]:
     }
 
 
-SECTIONS = ("playbook_bench", "proxy_bench", "migration_bench")
+SECTIONS = ("playbook_bench", "proxy_bench", "roll_bench", "migration_bench")
