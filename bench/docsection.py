@@ -72,4 +72,10 @@ def machine() -> dict[str, object]:
     }
 
 
+def relative_args(args, leave: tuple[str, ...] = ()) -> dict[str, object]:
+    """A benchmark's arguments for its data, with paths inside the project relative to it."""
+    root = f"{Path(__file__).resolve().parents[1]}/"
+    return {k: v.replace(root, "") if isinstance(v, str) else v for k, v in vars(args).items() if k not in leave}
+
+
 SECTIONS = ("playbook_bench", "proxy_bench", "roll_bench", "migration_bench")

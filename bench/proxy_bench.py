@@ -45,7 +45,7 @@ from typing import Any
 
 from benchkit import BENCH_INVENTORY, LATTE_VERSION, Deployment, Latte, LatteRun, checked, container_cpu_seconds
 from benchkit import run_playbook as _run_playbook
-from docsection import SECTIONS, machine, replace_data, replace_section
+from docsection import SECTIONS, machine, relative_args, replace_data, replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOAD = ROOT / "bench" / "latte" / "proxy_mix.rn"
@@ -504,7 +504,7 @@ def main() -> int:
     text = render(results, m, args, hosts, total, latte.version(), bench.playbooks)
     print(text)
     out = Path(args.out)
-    data = {"machine": m, "args": {k: v for k, v in vars(args).items() if k not in ("rate_list", "path_list")},
+    data = {"machine": m, "args": relative_args(args, leave=("rate_list", "path_list")),
             "seconds": round(total), "latte": latte.version(), "workload": str(WORKLOAD.relative_to(ROOT)),
             "functions": FUNCTIONS, "goals": goals(results), "playbooks": bench.playbooks,
             "runs": [r.row() for r in results], "error": error}  # fmt: skip

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchkit import BENCH_INVENTORY, Latte, LatteRun
-from docsection import SECTIONS, machine, replace_data, replace_section
+from docsection import SECTIONS, machine, relative_args, replace_data, replace_section
 from proxy_bench import FUNCTIONS, PROXY_CONFIG, PROXY_SERVICE, WORKLOAD, Bench, cpu_model, versions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,7 +290,7 @@ def main() -> int:
     text = render(summaries, m, args, total, latte.version())
     print(text)
     out = Path(args.out)
-    data = {"machine": m, "args": vars(args), "seconds": round(total), "latte": latte.version(),
+    data = {"machine": m, "args": relative_args(args), "seconds": round(total), "latte": latte.version(),
             "rolls": summaries,
             "playbooks": bench.playbooks, "error": error}  # fmt: skip
     replace_data(out.with_suffix(".json"), "roll_bench", data)
