@@ -103,7 +103,8 @@ def playbook(lab: Lab, name: str, *args: str, extra: dict | None = None, timeout
              env: dict | None = None, own_fact_cache: bool = False) -> subprocess.CompletedProcess:
     environment = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                    "ANSIBLE_FORCE_COLOR": "0", **(env or {})}
-    for var in ("ANSIBLE_ROLES_PATH", "ANSIBLE_FILTER_PLUGINS", "ANSIBLE_LIBRARY", "ANSIBLE_MODULE_UTILS"):
+    for var in ("ANSIBLE_ROLES_PATH", "ANSIBLE_FILTER_PLUGINS", "ANSIBLE_LIBRARY", "ANSIBLE_MODULE_UTILS",
+                "ANSIBLE_STRATEGY_PLUGINS"):
         environment.pop(var, None)  # the project's own configuration
     if own_fact_cache:
         # Runs side by side each read a copy of the fact cache: none writes a file another reads.
@@ -185,8 +186,9 @@ def journal(lab: Lab, *, in_flight: bool = False) -> list[dict]:
     return [dataclasses.asdict(attempt) for attempt in parse_journal(text, JOURNAL, in_flight=in_flight)]
 
 
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+def utc_now(offset_s: float = 0) -> str:
+    """Now (or ``offset_s`` from now) as the writer's journal stamps its attempts."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + offset_s)) + ".000Z"
 
 
 def attempts_between(entries: list[dict], start: str, end: str | None = None) -> list[dict]:

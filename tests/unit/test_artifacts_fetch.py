@@ -342,3 +342,31 @@ def test_spark_artifacts_follow_the_pinned_pyspark():
     assert entries["cassandra-data-migrator"]["verify"]["spark_job"]["spark"] == pinned
     assert entries["spark-wheels"]["verify"]["wheel_versions"]["pyspark"] == pinned
     assert f"pyspark=={pinned}" in entries["spark-wheels"]["source"]["requirements"]
+
+
+def test_artifacts_sharing_a_tool_are_fetched_one_after_the_other():
+    entries = [_entry(name="a"), _entry(name="proxy", source={"kind": "go-source"}),
+               _entry(name="b", source={"kind": "maven-source"}), _entry(name="c", source={"kind": "maven-assembly"}),
+               _entry(name="w", source={"kind": "pip-build"}), _entry(name="p", source={"kind": "prebuilt"})]
+    assert [[e["name"] for e in lane] for lane in cli.lanes(entries)] == [["a", "b", "c"], ["proxy"], ["w"], ["p"]]
+
+
+def test_lanes_run_side_by_side_and_every_artifact_is_reported(tmp_path, monkeypatch, capsys):
+    import threading
+
+    monkeypatch.setenv("ZDMKIT_ARTIFACTS", str(tmp_path))
+    two = _entry(name="two", file="two.bin", source={"kind": "go-source", "archive": "two.tar.gz"})
+    monkeypatch.setattr(f, "load_manifest", lambda: [_entry(name="one", file="one.bin"), two])
+    both_running = threading.Barrier(2, timeout=10)  # each waits for the other: only side by side do both pass
+
+    def produce(entry, scratch):
+        both_running.wait()
+        path = scratch / entry["file"]
+        path.write_bytes(entry["name"].encode())
+        return path
+
+    monkeypatch.setattr(f, "_produce", produce)
+    assert cli.main(["fetch"]) == 0
+    out = capsys.readouterr().out
+    assert "one " in out and "two " in out and out.count("fetched") == 2
+    assert (tmp_path / "one.bin").read_bytes() == b"one"

@@ -43,7 +43,8 @@ def render(tmp: Path, inventory: str, host: str, extra: dict | None = None) -> d
     # The vault's values, and the dashboards (the stand-in role is not beside the repository's).
     given = {"perses_dashboards_dir": str(ROOT / "monitoring/dashboards"), **(extra or {})}
     result = subprocess.run(
-        [ansible_playbook(), "-i", inventory, "-e", "ansible_connection=local",
+        # Rendered as the controller's user: the example's become (sudo over SSH) has no place here.
+        [ansible_playbook(), "-i", inventory, "-e", "ansible_connection=local", "-e", "ansible_become=false",
          "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-e", json.dumps(given), str(playbook)],
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip

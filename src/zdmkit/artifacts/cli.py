@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from zdmkit.artifacts import fetch as f
@@ -45,28 +47,55 @@ def _select(entries: list[dict], names: list[str]) -> list[dict]:
     return [e for e in entries if not names or e["name"] in names]
 
 
+# Artifacts of one lane are produced one after the other, the lanes side by side: every Maven
+# build and download shares the local Maven repository (Maven 3.8 does not lock it), the others
+# share nothing but the network and the two cores.
+LANES = {"maven": "maven", "maven-assembly": "maven", "maven-source": "maven", "go-source": "go",
+         "pip-wheels": "pip", "pip-build": "pip", "prebuilt": "files"}
+
+
+def lanes(entries: list[dict]) -> list[list[dict]]:
+    """The entries grouped by the tool they share, each lane in manifest order."""
+    grouped: dict[str, list[dict]] = {}
+    for entry in entries:
+        grouped.setdefault(LANES.get(entry["source"]["kind"], entry["source"]["kind"]), []).append(entry)
+    return list(grouped.values())
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     cache = f.cache_dir()
     entries = _select(f.load_manifest(), args.names)
     failed_required = 0
-    with f.locked(cache):
-        f.clean_partials(cache)
-        for entry in entries:
+    report = threading.Lock()
+
+    def fetch_lane(lane: list[dict]) -> None:
+        nonlocal failed_required
+        for entry in lane:
             required = args.purpose is None or args.purpose in entry["needed_by"]
             started = time.monotonic()
             try:
                 outcome = f.fetch(entry, cache, force=args.force)
             except f.ArtifactError as exc:
-                _record_failure(cache, entry["name"], str(exc))
-                if required:
-                    failed_required += 1
-                    print(f"error: {exc}", file=sys.stderr)
-                else:
-                    print(f"warning: {exc} (not needed for {args.purpose})", file=sys.stderr)
+                with report:
+                    _record_failure(cache, entry["name"], str(exc))
+                    if required:
+                        failed_required += 1
+                        print(f"error: {exc}", file=sys.stderr, flush=True)
+                    else:
+                        print(f"warning: {exc} (not needed for {args.purpose})", file=sys.stderr, flush=True)
                 continue
-            _record_failure(cache, entry["name"], None)
             took = time.monotonic() - started
-            print(f"{outcome.name:<26} {outcome.status:<8} {took:6.1f}s  {outcome.path}  {outcome.detail}")
+            with report:
+                _record_failure(cache, entry["name"], None)
+                print(f"{outcome.name:<26} {outcome.status:<8} {took:6.1f}s  {outcome.path}  {outcome.detail}",
+                      flush=True)
+
+    with f.locked(cache):
+        f.clean_partials(cache)
+        groups = lanes(entries)
+        with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
+            for done in [pool.submit(fetch_lane, lane) for lane in groups]:
+                done.result()
     return 1 if failed_required else 0
 
 

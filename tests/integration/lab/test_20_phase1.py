@@ -33,13 +33,16 @@ PROXY_SECRET = "Proxy-Secret-93be1c5a07"  # the proxies' Origin password, looked
 
 
 def test_phase_1_moves_the_application_onto_the_proxies_with_no_failed_request(lab):
-    start = utc_now()
+    start, started = utc_now(), time.monotonic()
     run = playbook(lab, "phase1.yml")
     assert run.returncode == 0, run.stdout[-4000:]
     time.sleep(3)  # the writer's next attempts go through the proxies
+    took = time.monotonic() - started
     window = attempts_between(journal(lab), start)
-    report("phase 1 switch", attempts=len(window), failed=len(failures(window)))
-    assert len(window) >= 20 * 30, "the writer kept its rate of 20 writes/s during the switch"
+    report("phase 1 switch", seconds=round(took), attempts=len(window), failed=len(failures(window)))
+    # The writer sends 20 writes/s: at least three quarters of that all along the switch, however
+    # long it took (a slow answer delays the next attempts; none may stop them).
+    assert len(window) >= 15 * int(took), "the writer kept its rate of 20 writes/s during the switch"
     assert failures(window) == []
     lab.marks["phase1"] = start
 
