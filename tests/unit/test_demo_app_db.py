@@ -230,3 +230,10 @@ def test_the_role_and_the_application_agree_on_the_graceful_stop():
 
     role_vars = yaml.safe_load((Path(__file__).parents[2] / "roles/demo_app/vars/main.yml").read_text())
     assert role_vars["__demo_app_stop_seconds"] == GRACEFUL_STOP_SECONDS
+
+
+def test_idle_connections_are_checked_often_enough_to_follow_a_rolling_restart():
+    # A closed connection the driver does not use shows at its next heartbeat: seconds, not 30.
+    options = cluster_options(build_settings(BASE, {}, "x"))
+    assert options["idle_heartbeat_interval"] <= 5
+    assert options["reconnection_policy"].max_delay <= 5
