@@ -13,10 +13,13 @@ export ZDMKIT_SOURCES ?= $(abspath $(CURDIR)/../shared/sources)
 export ZDMKIT_PREBUILT ?= $(abspath $(CURDIR)/../shared/artifacts)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ZDMKIT_BASE_IMAGE := $(shell images/bookworm-systemd/build.sh --tag)
-# Scenarios `make test` and `make molecule` run, in this order; `make molecule SCENARIO=name`
-# runs one. The `lab` scenario runs the whole story (tests/integration/lab, phase 0 to 5 on the
-# lab's seven hosts); LAB_TESTS may name some of its files only, to run the story's first steps.
+# Scenarios `make test` and `make molecule` run: LANES side by side (a comma between lanes), each
+# lane's scenarios one after another; `make molecule LANES=1` runs SCENARIOS one after another,
+# `make molecule SCENARIO=name` one. The `lab` scenario runs the whole story
+# (tests/integration/lab, phase 0 to 5 on the lab's seven hosts, on a network of its own); it is
+# the longest, so it has a lane to itself. LAB_TESTS may name some of the story's files only.
 SCENARIOS ?= substrate cassandra demo_app migrate monitoring tls lab
+LANES ?= lab,substrate cassandra demo_app migrate monitoring tls
 LAB_TESTS ?= tests/integration/lab
 SCENARIO ?=
 # Each run's output, stamped line by line, for scripts/suite_timings.py (make timings).
@@ -67,11 +70,11 @@ unit: venv ## Unit tests
 	@scripts/fetch-promtool.sh .cache/bin/promtool
 	pytest -q tests/unit
 
-molecule: $(if $(NO_BOOTSTRAP),,bootstrap) ## Molecule scenarios (one with SCENARIO=name); logs in .cache/suite/
-	@for s in $(or $(SCENARIO),$(SCENARIOS)); do \
-	  echo "== molecule test -s $$s"; \
-	  ZDMKIT_LAB_TESTS="$(LAB_TESTS)" $(TIMED) $(SUITE_LOGS)/molecule-$$s.log -- molecule test -s $$s || exit 1; \
-	done
+molecule: $(if $(NO_BOOTSTRAP),,bootstrap) ## Molecule scenarios in LANES (one with SCENARIO=name); logs in .cache/suite/
+	@export ZDMKIT_LAB_TESTS="$(LAB_TESTS)" SUITE_LOGS="$(SUITE_LOGS)"; \
+	if [ -n "$(SCENARIO)" ]; then scripts/molecule-lanes.sh "$(SCENARIO)"; \
+	elif [ "$(LANES)" = 1 ]; then scripts/molecule-lanes.sh "$(SCENARIOS)"; \
+	else IFS=, read -ra lanes <<< "$(LANES)"; scripts/molecule-lanes.sh "$${lanes[@]}"; fi
 
 story: $(if $(NO_BOOTSTRAP),,bootstrap) ## The lab scenario: the migration story, phase 0 to 5 with faults, rollback and the report
 	@ZDMKIT_LAB_TESTS=tests/integration/lab $(TIMED) $(SUITE_LOGS)/molecule-lab-story.log -- molecule test -s lab

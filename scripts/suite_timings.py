@@ -89,6 +89,8 @@ class Log:
     tasks: list[Task] = field(default_factory=list)
     node_starts: list[NodeStart] = field(default_factory=list)
     total: float | None = None
+    # First and last stamp (epoch s) of a stamped log: runs side by side overlap.
+    span: tuple[float, float] | None = None
     exit_code: int | None = None
     # The machine's 1-minute load average, sampled at the start, every 30 s and at the end: on a
     # shared machine the others' work shows in every wall time.
@@ -251,7 +253,9 @@ def parse(lines: list[str], name: str = "") -> Log:
     del log.failures[FAILURE_LINES:]
     for s, seconds in took.items():
         log.steps.setdefault(s, seconds)
-    if log.total is None and first_stamp is not None and last_stamp is not None:
+    if first_stamp is not None and last_stamp is not None:
+        log.span = (first_stamp, last_stamp)
+    if log.total is None and log.span is not None:
         log.total = last_stamp - first_stamp
     if log.total is None and log.steps:
         log.total = sum(log.steps.values())
@@ -287,8 +291,19 @@ def scenario_table(logs: list[Log]) -> list[str]:
         cells.append(f"{sum(log.load) / len(log.load):.1f} ({max(log.load):.1f})" if log.load else "")
         rows.append("| " + " | ".join(cells) + " |")
     total = sum(log.total or 0 for log in logs)
-    rows.append("| **all** | | **" + _minutes(total) + "** |" + " |" * (len(STEPS) + 2))
+    rows.append("| **all runs** | | **" + _minutes(total) + "** |" + " |" * (len(STEPS) + 2))
+    wall = wall_clock(logs)
+    if wall is not None and wall < total - 1:
+        rows.append("| **wall clock** (runs side by side) | | **" + _minutes(wall) + "** |" + " |" * (len(STEPS) + 2))
     return rows
+
+
+def wall_clock(logs: list[Log]) -> float | None:
+    """Seconds from the first run's start to the last one's end, when every log is stamped."""
+    spans = [log.span for log in logs]
+    if not spans or any(span is None for span in spans):
+        return None
+    return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def node_start_table(logs: list[Log]) -> list[str]:
@@ -355,8 +370,12 @@ def report(logs: list[Log], when: str) -> str:
     return "\n".join(lines)
 
 
-def run(log_path: Path, command: list[str]) -> int:
-    """Run command, echo its output and keep it, stamped, in log_path; return its exit code."""
+def run(log_path: Path, command: list[str], prefix: str = "") -> int:
+    """Run command, echo its output and keep it, stamped, in log_path; return its exit code.
+
+    prefix starts each echoed line (not the log's): runs side by side stay apart on the console.
+    """
+    head = prefix.encode()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("COLUMNS", "160")  # fewer wrapped lines in Molecule's boxes
@@ -376,7 +395,7 @@ def run(log_path: Path, command: list[str]) -> int:
                 log.write(f"{sampled:.3f}\t== suite-timings: load {os.getloadavg()[0]:.2f}\n")
             if echo:
                 try:
-                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.buffer.write(head + chunk if head else chunk)
                     sys.stdout.buffer.flush()
                 except BrokenPipeError:
                     echo = False  # the reader went away; keep the log complete
@@ -393,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run a command and keep its stamped output")
     p_run.add_argument("--log", type=Path, required=True)
+    p_run.add_argument("--prefix", default="", help="text before each echoed line")
     p_run.add_argument("cmd", nargs=argparse.REMAINDER)
     p_sum = sub.add_parser("summary", help="print where the time went")
     p_sum.add_argument("logs", type=Path)
@@ -405,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         if not cmd:
             parser.error("run: give the command after --")
-        return run(args.log, cmd)
+        return run(args.log, cmd, args.prefix)
     logs = load(args.logs) if args.logs.is_dir() else []
     if not logs:
         print(f"suite_timings: no logs in {args.logs}", file=sys.stderr)

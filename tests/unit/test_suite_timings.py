@@ -165,6 +165,27 @@ def test_run_echoes_and_keeps_stamped_output_with_exit_code(tmp_path, capfd):
     assert len(parsed.load) == 2  # the machine's load at the start and the end
 
 
+def test_run_prefixes_echoed_lines_but_not_the_log(tmp_path, capfd):
+    log = tmp_path / "lane.log"
+    assert suite_timings.run(log, [sys.executable, "-c", "print('a'); print('b')"], prefix="[lab] ") == 0
+    assert capfd.readouterr().out == "[lab] a\n[lab] b\n"
+    assert [line.split("\t", 1)[1] for line in log.read_text().splitlines()[1:3]] == ["a", "b"]
+
+
+def test_runs_side_by_side_show_the_wall_clock_beside_their_sum():
+    def run_log(name, start, end):
+        lines = [f"{start:.3f}\t== suite-timings: start, load 1.00",
+                 f"{end:.3f}\t== suite-timings: {name} exit 0 after {end - start:.1f} s, load 1.00"]
+        return suite_timings.parse(lines, name)
+
+    apart = [run_log("molecule-lab", 0, 600), run_log("molecule-tls", 0, 300), run_log("molecule-migrate", 300, 480)]
+    table = "\n".join(suite_timings.scenario_table(apart))
+    assert "| **all runs** | | **18:00** |" in table
+    assert "| **wall clock** (runs side by side) | | **10:00** |" in table
+    one_after_another = [run_log("unit", 0, 60), run_log("lint", 60, 120)]
+    assert "wall clock" not in "\n".join(suite_timings.scenario_table(one_after_another))
+
+
 def test_load_samples_show_in_the_table():
     lines = [
         "0.000\t== suite-timings: start, load 1.00",

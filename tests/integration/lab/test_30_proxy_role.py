@@ -144,7 +144,7 @@ BAD = [
     ("read-mode-typo", {"zdm_proxy_read_mode": "PRIMARY_ONY"}, "zdm_proxy_read_mode"),
     ("primary-unknown", {"zdm_proxy_primary_cluster": "BOTH"}, "zdm_proxy_primary_cluster"),
     ("address-resolves-to-nothing", {"service_address": "no-such-proxy.invalid"}, "no-such-proxy.invalid"),
-    ("origin-unreachable", {"zdm_proxy_origin_contact_points": ["172.30.90.250"]}, "Origin is unreachable"),
+    ("origin-unreachable", {"zdm_proxy_origin_contact_points": ["172.30.91.250"]}, "Origin is unreachable"),
     ("target-name-resolves-to-nothing", {"zdm_proxy_target_contact_points": ["no-such-target.invalid"]},
      "no-such-target.invalid"),
     ("target-wrong-credentials", {"zdm_proxy_target_password": "not-the-password"},
