@@ -3,6 +3,8 @@
 # (separated by spaces) one after another; a lane stops at its first failed scenario, the other
 # lanes go on. Each scenario's output is kept, stamped, in $SUITE_LOGS/molecule-NAME.log
 # (scripts/suite_timings.py); with more than one lane, every console line starts with [NAME].
+# The first lane comes first when the cores are all busy: the others' commands run at nice 10
+# (a scenario's containers can weigh more too: ZDMKIT_MOLECULE_CPU_SHARES in its molecule.yml).
 #   scripts/molecule-lanes.sh lab "substrate cassandra tls"   # two lanes
 #   scripts/molecule-lanes.sh "cassandra tls"                  # one lane, one after another
 set -uo pipefail
@@ -16,24 +18,26 @@ for lane in "$@"; do
 done
 
 lane() {
-  local prefix=$1 s; shift
+  local prefix=$1 niceness=$2 s; shift 2
   for s in "$@"; do
     echo "${prefix:+[$s] }== molecule test -s $s"
-    python3 scripts/suite_timings.py run --log "$logs/molecule-$s.log" ${prefix:+--prefix "[$s] "} \
+    nice -n "$niceness" python3 scripts/suite_timings.py run --log "$logs/molecule-$s.log" ${prefix:+--prefix "[$s] "} \
       -- molecule test -s "$s" || { echo "${prefix:+[$s] }== molecule test -s $s failed"; return 1; }
   done
 }
 
 if [ $# -eq 1 ]; then
   # shellcheck disable=SC2086  # the lane's names split on purpose
-  lane "" $1
+  lane "" 0 $1
   exit
 fi
 pids=()
+niceness=0
 for l in "$@"; do
   # shellcheck disable=SC2086
-  lane side-by-side $l &
+  lane side-by-side "$niceness" $l &
   pids+=("$!")
+  niceness=10
 done
 rc=0
 for pid in "${pids[@]}"; do
