@@ -2,7 +2,8 @@
 Cassandra Data Migrator's Migrate and DiffData, DSBulk (plain unload + load, and with writetimes),
 DSBulk Migrator and cqlsh COPY.
 
-    .venv/bin/python bench/migration_bench.py --origin 172.30.90.81:9042 --target 172.30.90.82:9042
+    .venv/bin/python bench/migration_bench.py --origin 172.30.89.11:9042 --target 172.30.89.21:9042 \
+        --where "the local lab's containers (make lab), 768 MB heap each"
 
 Generates ``--rows`` rows on Origin once (several column types; a fifth of the rows with a TTL; a
 tenth with one cell written later than the others, with a TTL of its own; ``--wide`` partitions
@@ -39,7 +40,7 @@ from typing import Any
 
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType
-from docsection import SECTIONS, machine, replace_section
+from docsection import SECTIONS, machine, relative_args, replace_section
 
 from zdmkit.artifacts.jars import spark_env, spark_submit
 from zdmkit.migrate import cdm as cdm_tool
@@ -82,6 +83,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cdm-rate", type=int, default=40_000,
                    help="CDM's ratelimit.origin/.target: above what this machine reaches")  # fmt: skip
     p.add_argument("--java-heap", default="2g", help="heap of DSBulk and DSBulk Migrator")
+    p.add_argument(
+        "--where",
+        default="on this machine",
+        help="where the clusters run, for the table's header (their version and size are asked)",
+    )
     p.add_argument("--workdir", default=None, help="scratch space for CSV files (default: a temporary dir)")
     p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     return p.parse_args()
@@ -215,6 +221,12 @@ class Bench:
         self.sample_keys: list[tuple[int, int]] = []
         self.env = {**os.environ, "ZDMKIT_ORIGIN_PASSWORD": _password("origin"),
                     "ZDMKIT_TARGET_PASSWORD": _password("target")}  # fmt: skip
+
+    def describe(self, session: Any) -> str:
+        """A cluster as the table names it: its version and how many nodes it has."""
+        version = session.execute("SELECT release_version FROM system.local").one()[0]
+        nodes = 1 + len(list(session.execute("SELECT peer FROM system.peers")))
+        return f"Cassandra {version}, {nodes} node{'s' if nodes > 1 else ''}"
 
     def close(self) -> None:
         self.o_cluster.shutdown()
@@ -576,9 +588,9 @@ def render(results: list[Result], m: dict[str, Any], args: argparse.Namespace, t
         "## Phase-2 tools side by side",
         "",
         f"Measured {m['date']} on {m['cpus']} CPUs, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, "
-        f"Java {m['java']}; Origin and Target of one Cassandra 5.0.9 node each (768 MB heap, containers of the "
-        f"`migrate` scenario) on the same machine, which other jobs shared (load average "
-        f"{m['load_average'][0]} at the start, {m.get('load_end', ['?'])[0]} at the end). One run of "
+        f"Java {m['java']}; Origin: {m['origin']}, Target: {m['target']}, {args.where}; the tools ran on the "
+        f"same machine (load average {m['load_average'][0]} at the start, {m.get('load_end', ['?'])[0]} at the "
+        "end). One run of "
         f"{total_s / 60:.0f} minutes, written by `bench/migration_bench.py` "
         f"(`python bench/migration_bench.py --origin ... --target ...`); the numbers are in "
         f"`benchmarks-migration.json`.",
@@ -627,6 +639,7 @@ def main() -> int:
     unknown = [t for t in chosen if t not in tools]
     if unknown:
         raise SystemExit(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(tools)}")
+    m["origin"], m["target"] = bench.describe(bench.origin), bench.describe(bench.target)
     try:
         bench.schema()
         bench.generate()
@@ -646,7 +659,7 @@ def main() -> int:
     text = render(bench.results, m, args, total)
     print(text)
     rows = [{**r.__dict__, "rows_per_second": round(r.rate)} for r in bench.results]
-    data = {"machine": m, "args": vars(args), "seconds": round(total), "results": rows}
+    data = {"machine": m, "args": relative_args(args), "seconds": round(total), "results": rows}
     out.with_name("benchmarks-migration.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     replace_section(out, "migration_bench", text, order=SECTIONS)
     print(f"wrote {out} and {out.with_name('benchmarks-migration.json')} ({total / 60:.0f} min)")
