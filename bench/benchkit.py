@@ -69,7 +69,10 @@ def run_playbook(name: str, inventory: str | Path, extravars: dict | None = None
                 msg = (data.get("res") or {}).get("msg")
                 if isinstance(msg, str):
                     messages.append(msg)
-            if not event.get("event", "").startswith("runner_on_") or "start" not in data or "end" not in data:
+            # (a skipped meta task's event has no times)
+            if not event.get("event", "").startswith("runner_on_") or not all(
+                isinstance(data.get(k), str) for k in ("start", "end")
+            ):
                 continue
             key = (data.get("play", ""), data.get("task", ""))
             spans[key] += [_stamp(data["start"]), _stamp(data["end"])]
