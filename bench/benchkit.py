@@ -43,12 +43,16 @@ def playbook_path(name: str) -> Path:
 
 
 def run_playbook(name: str, inventory: str | Path, extravars: dict | None = None,
-                 env: dict | None = None) -> dict[str, Any]:  # fmt: skip
+                 env: dict | None = None, *, project_facts: bool = False) -> dict[str, Any]:  # fmt: skip
     """One playbook run through ansible-runner: wall seconds, the recap, each task's wall time
-    across hosts (first start to last end), and the messages of debug tasks."""
+    across hosts (first start to last end, with its role), and the messages of debug tasks.
+
+    ``project_facts``: run as ``ansible-playbook`` from the project's root does, with the
+    project's fact cache (ansible.cfg), not the new one ansible-runner gives each run."""
     import ansible_runner
 
-    spans: dict[tuple[str, str], list[float]] = defaultdict(list)
+    facts = {"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(ROOT / ".cache" / "ansible-facts")} if project_facts else {}
+    spans: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     messages: list[str] = []
     with tempfile.TemporaryDirectory(prefix="zdmkit-bench-") as private:
         started = time.monotonic()
@@ -59,8 +63,9 @@ def run_playbook(name: str, inventory: str | Path, extravars: dict | None = None
             playbook=str(playbook_path(name)),
             inventory=str(inventory),
             extravars=extravars or {},
-            envvars={**playbook_env(), **(env or {})},
+            envvars={**playbook_env(), **facts, **(env or {})},
             quiet=True,
+            fact_cache_type="project" if project_facts else "jsonfile",
         )
         wall = time.monotonic() - started
         for event in runner.events:
@@ -74,13 +79,14 @@ def run_playbook(name: str, inventory: str | Path, extravars: dict | None = None
                 isinstance(data.get(k), str) for k in ("start", "end")
             ):
                 continue
-            key = (data.get("play", ""), data.get("task", ""))
+            # roles share task names ("Remember the inputs that passed the checks"): keep the role
+            key = (data.get("play", ""), data.get("role", "") or "", data.get("task", ""))
             spans[key] += [_stamp(data["start"]), _stamp(data["end"])]
         stats = runner.stats or {}
         tail = runner.stdout.read()[-6000:] if runner.status != "successful" else ""
     tasks = sorted(
-        ({"play": play, "task": task, "seconds": round(max(t) - min(t), 2), "start": min(t), "end": max(t)}
-         for (play, task), t in spans.items()),
+        ({"play": play, "role": role, "task": task, "seconds": round(max(t) - min(t), 2), "start": min(t),
+          "end": max(t)} for (play, role, task), t in spans.items()),
         key=lambda t: -t["seconds"],
     )  # fmt: skip
     hosts = sorted(set().union(*(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark"))))

@@ -22,13 +22,10 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
-import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
+import benchkit
 from docsection import SECTIONS, replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,59 +51,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def run_playbook(name: str, inventory: str, extravars: dict | None = None, env: dict | None = None) -> dict[str, Any]:
-    """One playbook run: wall seconds, per-host recap, and each task's wall time across hosts."""
-    spans: dict[tuple[str, str], list[float]] = defaultdict(list)
-    with tempfile.TemporaryDirectory(prefix="zdmkit-bench-") as private:
-        # As `ansible-playbook` runs from the project's root: the project's fact cache (ansible.cfg),
-        # not a new one per run, which is what ansible-runner would give each run by default.
-        envvars = {
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(ROOT / ".cache" / "ansible-facts"),
-            **(env or {}),
-        }
-        started = time.monotonic()
-        runner = ansible_runner.run(
-            private_data_dir=private,
-            project_dir=str(ROOT),
-            playbook=str(ROOT / "playbooks" / name),
-            inventory=inventory,
-            extravars=extravars or {},
-            envvars=envvars,
-            quiet=True,
-            fact_cache_type="project",
-        )
-        wall = time.monotonic() - started
-        for event in runner.events:
-            data = event.get("event_data", {})
-            # (a skipped meta task's event has no times)
-            if not event.get("event", "").startswith("runner_on_") or not all(
-                isinstance(data.get(k), str) for k in ("start", "end")
-            ):
-                continue
-            # roles share task names ("Remember the inputs that passed the checks"): name the role
-            task = data.get("task", "")
-            key = (data.get("play", ""), f"{data['role']} : {task}" if data.get("role") else task)
-            spans[key] += [_stamp(data["start"]), _stamp(data["end"])]
-        stats = runner.stats or {}
-    tasks = sorted(
-        ({"play": play, "task": task, "seconds": round(max(t) - min(t), 2)} for (play, task), t in spans.items()),
-        key=lambda t: -t["seconds"],
-    )
-    hosts = sorted(set().union(*(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark"))))
-    return {
-        "playbook": name,
-        "status": runner.status,
-        "rc": runner.rc,
-        "seconds": round(wall, 1),
-        "hosts": len(hosts),
-        "changed": sum(stats.get("changed", {}).values()),
-        "failed": sum(stats.get("failures", {}).values()) + sum(stats.get("dark", {}).values()),
-        "tasks": tasks,
-    }
-
-
-def _stamp(value: str) -> float:
-    return dt.datetime.fromisoformat(value).timestamp()
+    """One playbook run as `ansible-playbook` from the project's root runs it (its fact cache): wall
+    seconds, the recap, and each task's wall time across hosts, named with its role."""
+    r = benchkit.run_playbook(name, inventory, extravars, env, project_facts=True)
+    tasks = [{"play": t["play"], "task": f"{t['role']} : {t['task']}" if t["role"] else t["task"],
+              "seconds": t["seconds"]} for t in r["tasks"]]  # fmt: skip
+    return {**{k: r[k] for k in ("playbook", "status", "rc", "seconds", "hosts", "changed", "failed")}, "tasks": tasks}
 
 
 def machine() -> dict[str, Any]:
