@@ -152,7 +152,7 @@ class TestDeterministicTar:
 class TestResources:
     def test_launchers_and_jvm_options_are_shipped(self):
         res = cd.RESOURCE_DIR
-        for rel in ("bin/cassandra", "bin/nodetool"):
+        for rel in ("bin/cassandra", "bin/nodetool", "bin/sstableloader"):
             assert os.access(res / rel, os.X_OK), f"{rel} is not executable"
         for rel in (
             "bin/cassandra.in.sh",
@@ -212,6 +212,7 @@ class TestBuild:
         for rel in (
             "bin/cassandra",
             "bin/nodetool",
+            "bin/sstableloader",
             "conf/jvm17-server.options",
             "conf/triggers",
             "lib/cassandra-all-5.0.9.jar",

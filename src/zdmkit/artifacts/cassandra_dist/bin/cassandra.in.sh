@@ -1,4 +1,4 @@
-# Shared environment for bin/cassandra and bin/nodetool; sourced, not run.
+# Shared environment for bin/cassandra, bin/nodetool and bin/sstableloader; sourced, not run.
 #
 # Inputs (all optional):
 #   CASSANDRA_HOME     the distribution root (default: the parent of bin/)
