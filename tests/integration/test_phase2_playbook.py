@@ -207,7 +207,7 @@ def test_differences_block_phase_4_until_repaired(clusters, state_dir, work_dir)
     assert count(target) == ROWS
 
 
-@pytest.mark.parametrize("engine", ["cdm", "dsbulk-migrator"])
+@pytest.mark.parametrize("engine", ["cdm", "dsbulk-migrator", "sstables"])
 def test_every_engine_records_the_same_validation(clusters, state_dir, work_dir, engine):
     _, target = clusters
     target.execute(f"TRUNCATE {KS}.events")
@@ -231,6 +231,61 @@ def test_a_partial_validation_does_not_open_phase_4(clusters, state_dir, work_di
         zdm_phase_transition(2, 4, validation=validation)
 
 
+def on_origin_nodes(*command: str) -> str:
+    """What a command prints on the scenario's Origin node (through Ansible, as the role reaches it)."""
+    run = subprocess.run(
+        ["ansible", "-i", INVENTORY, "origin", "-m", "ansible.builtin.shell", "-a", " ".join(command)],
+        cwd=ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return run.stdout
+
+
+def test_sstables_engine_keeps_each_cells_writetime_ttl_and_the_deletions(clusters, state_dir, work_dir):
+    origin, target = clusters
+    table = f"{KS}.expiring"
+    for session in (origin, target):
+        session.execute(f"CREATE TABLE {table} (id int, seq int, a text, b int, PRIMARY KEY (id, seq))")
+    base = 1_700_000_000_000_000
+    for i in range(600):
+        # a: the row's writetime; b: written later, and on every third row with a TTL of its own
+        key = f"id = {i // 20} AND seq = {i % 20}"
+        values = f"({i // 20}, {i % 20}, 'a{i}')"
+        origin.execute(f"INSERT INTO {table} (id, seq, a) VALUES {values} USING TIMESTAMP {base + i}")
+        ttl = " AND TTL 86400" if i % 3 == 0 else ""
+        origin.execute(f"UPDATE {table} USING TIMESTAMP {base + 10_000 + i}{ttl} SET b = {i} WHERE {key}")
+    # A row Target holds from before, deleted on Origin since: the tombstone travels with the SSTables.
+    target.execute(f"INSERT INTO {table} (id, seq, a) VALUES (999, 0, 'gone') USING TIMESTAMP {base}")
+    origin.execute(f"DELETE FROM {table} USING TIMESTAMP {base + 1} WHERE id = 999 AND seq = 0")
+
+    run = phase2(state_dir, work_dir, data_migration_engine="sstables", data_migration_recopy=True,
+                 data_migration_tables=[table])  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert f"loaded {table}: " in run.stdout
+    query = f"SELECT id, seq, a, writetime(a), b, writetime(b), ttl(b) FROM {table}"
+    on_origin = {(r.id, r.seq): r for r in origin.execute(query)}
+    on_target = {(r.id, r.seq): r for r in target.execute(query)}
+    assert len(on_origin) == 600 and on_target.keys() == on_origin.keys()  # (999, 0) is gone from Target
+    for key, row in on_origin.items():
+        copy = on_target[key]
+        assert (copy.a, copy.writetime_a, copy.b, copy.writetime_b) == (row.a, row.writetime_a, row.b, row.writetime_b)
+        assert (copy.ttl_b is None) == (row.ttl_b is None), key
+        if row.ttl_b is not None:
+            assert abs(copy.ttl_b - row.ttl_b) <= 60, key
+    validation = record(state_dir, "validation.json")
+    assert (validation["status"], validation["copied_by"], validation["missing"], validation["mismatch"]) == (
+        "passed", "sstables", 0, 0)  # fmt: skip
+    # The snapshot and the private directory are gone from the Origin node.
+    left = on_origin_nodes("nodetool listsnapshots; ls -d /tmp/zdmkit-sstables.* 2>/dev/null; true")
+    assert "zdmkit-phase2" not in left and "/tmp/zdmkit-sstables." not in left, left
+    for session in (origin, target):
+        session.execute(f"DROP TABLE {table}")
+
+
 @pytest.mark.parametrize(
     ("variables", "expected"),
     [
@@ -248,6 +303,10 @@ def test_a_partial_validation_does_not_open_phase_4(clusters, state_dir, work_di
         ({"data_migration_origin_contact_points": []}, "data_migration_origin_contact_points"),
         # an address on the scenario's network where nothing answers
         ({"data_migration_target_contact_points": ["172.30.90.254"]}, "172.30.90.254"),
+        ({"data_migration_engine": "sstables", "data_migration_sstables_target_storage_port": 7999},
+         "did not answer within 5 s"),
+        ({"data_migration_engine": "sstables", "data_migration_sstables_loader": "/opt/nowhere/sstableloader"},
+         "Not an executable: migrate-origin-1:/opt/nowhere/sstableloader"),
     ],
     ids=[
         "keyspace-missing",
@@ -260,6 +319,8 @@ def test_a_partial_validation_does_not_open_phase_4(clusters, state_dir, work_di
         "autocorrect-typo",
         "no-origin",
         "target-unreachable",
+        "sstables-storage-port-closed",
+        "sstables-no-loader",
     ],
 )
 def test_bad_input_is_refused_before_copying(clusters, tmp_path, variables, expected):

@@ -5,6 +5,7 @@ import pytest
 from zdmkit.migrate.schema import (
     PreflightError,
     check_copy_support,
+    check_streaming,
     check_target,
     discover_tables,
     referenced_udts,
@@ -153,3 +154,19 @@ def test_copy_support_refuses_counters_old_origin_and_dsbulk_collections():
     assert "Cassandra 4.1.5" in old and "tags, home" in old
     (dsb,) = check_copy_support(specs["users"], "5.0.9", "dsbulk")
     assert "--engine builtin" in dsb
+    # SSTables carry each element's writetime whatever Origin's release; counters stay refused
+    assert check_copy_support(specs["users"], "4.1.5", "sstables") == []
+    assert len(check_copy_support(specs["hits"], "4.1.5", "sstables")) == 1
+
+
+@pytest.mark.parametrize(
+    ("origin", "target", "ok"),
+    [("5.0.9", "5.0.2", True), ("4.1.5", "4.1.8", True), ("4.1.5", "5.0.9", False), ("5.0.9", "4.0.0.6816", False),
+     ("", "5.0.9", False)],
+)
+def test_streaming_needs_one_release_series(origin, target, ok):
+    problems = check_streaming(origin, target)
+    assert (problems == []) is ok
+    if not ok:
+        assert f"Origin runs Cassandra {origin}, Target {target}" in problems[0]
+        assert "engine zdmkit" in problems[0]

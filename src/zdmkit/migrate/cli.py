@@ -7,7 +7,9 @@
 Engines: builtin (cassandra-driver, here), spark (the same tasks on Spark), dsbulk (DSBulk
 unload/load, copy only), cdm (Cassandra Data Migrator's Migrate and DiffData jobs on Spark) and
 dsbulk-migrator (DSBulk Migrator's migrate-live, copy only). Whatever the engine, the reports
-have the same form.
+have the same form. ``preflight --engine sstables`` checks a copy that streams Origin's SSTables
+with sstableloader (also the release series both clusters must share); that copy runs on Origin's
+nodes, so `playbooks/phase2.yml` drives it, not this command.
 
 Exit codes: 0 everything copied / no differences; 1 differences found, or ranges failed (a
 copy re-run with the same --state-file resumes); 2 bad input, refused before any data moved.
@@ -204,6 +206,8 @@ def _add_migrator(parser: argparse.ArgumentParser) -> None:
 
 COPY_ENGINES = ("builtin", "spark", "dsbulk", "cdm", "dsbulk-migrator")
 VALIDATE_ENGINES = ("builtin", "spark", "cdm")
+# sstables: Origin's nodes stream their SSTables (phase2.yml runs it); here only its preflight.
+PREFLIGHT_ENGINES = (*COPY_ENGINES, "sstables")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preflight", help="check connectivity, credentials and the Target schema")
     _add_common(p)
     p.add_argument("--for", dest="purpose", choices=("copy", "validate"), default="copy")
-    p.add_argument("--engine", choices=COPY_ENGINES, default="builtin")
+    p.add_argument("--engine", choices=PREFLIGHT_ENGINES, default="builtin")
     _add_migrator(p)
 
     p = sub.add_parser("copy", help="copy rows with writetime and TTL preserved")

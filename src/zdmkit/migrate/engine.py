@@ -32,6 +32,7 @@ from zdmkit.migrate.schema import (
     PreflightError,
     TableSpec,
     check_copy_support,
+    check_streaming,
     check_target,
     discover_tables,
 )
@@ -92,6 +93,8 @@ def preflight(config: JobConfig, purpose: str, *, master_ui: str | None = None) 
         if purpose == "copy" or (purpose == "validate" and config.validate.autocorrect):
             for spec in specs:
                 problems += check_copy_support(spec, origin_release, config.engine)
+        if config.engine == "sstables":
+            problems += check_streaming(origin_release, target_release)
         partitioner = o_cluster.metadata.partitioner or ""
         warnings = []
         if t_cluster.metadata.partitioner != partitioner:

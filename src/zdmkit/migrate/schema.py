@@ -357,7 +357,8 @@ def check_copy_support(spec: TableSpec, origin_release: str, engine: str) -> lis
             "(--tables) and move it while its writes are stopped"
         )
     multi = [c for c in spec.multi_cell if c.kind != "counter"]
-    if multi and parse_version(origin_release) < (5, 0) and engine != "cdm":  # CDM leaves them out of writetimes
+    # CDM leaves them out of writetimes; SSTables carry every element's own
+    if multi and parse_version(origin_release) < (5, 0) and engine not in ("cdm", "sstables"):
         problems.append(
             f"table {spec.key} has non-frozen collection/UDT column(s) {', '.join(c.name for c in multi)}: "
             f"Origin runs Cassandra {origin_release}, which cannot return their per-element writetimes "
@@ -370,3 +371,15 @@ def check_copy_support(spec: TableSpec, origin_release: str, engine: str) -> lis
             "copy this table with --engine builtin or spark"
         )
     return problems
+
+
+def check_streaming(origin_release: str, target_release: str) -> list[str]:
+    """Problems that keep Origin's SSTables from being streamed to Target (engine sstables)."""
+    origin, target = parse_version(origin_release), parse_version(target_release)
+    if origin == (0, 0) or origin != target:
+        return [
+            f"engine sstables streams Origin's SSTables with Origin's own sstableloader, which speaks only its "
+            f"release's streaming protocol and writes its SSTable format: Origin runs Cassandra {origin_release}, "
+            f"Target {target_release}; it needs one release series (major.minor) on both; use the engine zdmkit"
+        ]
+    return []

@@ -28,7 +28,7 @@ class JobConfig:
     keyspaces: tuple[str, ...]
     tables: tuple[str, ...] = ()
     keyspace_map: tuple[tuple[str, str], ...] = ()  # (Origin keyspace, Target keyspace) when renamed
-    engine: str = "builtin"  # builtin | spark | dsbulk | cdm | dsbulk-migrator
+    engine: str = "builtin"  # builtin | spark | dsbulk | cdm | dsbulk-migrator | sstables (preflight only)
     splits: int = 256
     parallel: int = 4  # ranges worked on at once in one process
     processes: int = 1  # worker processes of the builtin engine (each works on one range at a time)
