@@ -1,9 +1,13 @@
 """Phase-2 tools side by side, in one run on the same generated data: zdmkit's copy and validation,
-Cassandra Data Migrator's Migrate and DiffData, DSBulk (plain unload + load, and with writetimes),
-DSBulk Migrator and cqlsh COPY.
+its SSTable streaming (phase 2's engine sstables, through the data_migration role), Cassandra Data
+Migrator's Migrate and DiffData, DSBulk (plain unload + load, and with writetimes), DSBulk Migrator
+and cqlsh COPY.
 
     .venv/bin/python bench/migration_bench.py --origin 172.30.89.11:9042 --target 172.30.89.21:9042 \
         --where "the local lab's containers (make lab), 768 MB heap each"
+
+The SSTable streaming runs on Origin's nodes: ``--inventory`` (the lab's by default) must have
+the cluster of ``--origin`` as its ``origin`` group.
 
 Generates ``--rows`` rows on Origin once (several column types; a fifth of the rows with a TTL; a
 tenth with one cell written later than the others, with a TTL of its own; ``--wide`` partitions
@@ -72,7 +76,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--wide", type=int, default=5, help="wide partitions")
     p.add_argument("--wide-rows", type=int, default=20_000, help="rows per wide partition")
     p.add_argument("--keyspace", default="zdmkit_bench")
-    p.add_argument("--tools", default="zdmkit,cdm,dsbulk-plain,dsbulk-writetime,dsbulk-migrator,cqlsh",
+    p.add_argument("--inventory", default=str(ROOT / "inventories" / "lab"),
+                   help="inventory whose origin group runs the cluster of --origin (tool sstables)")  # fmt: skip
+    p.add_argument("--tools", default="zdmkit,sstables,cdm,dsbulk-plain,dsbulk-writetime,dsbulk-migrator,cqlsh",
                    help="comma-separated subset, in this order")  # fmt: skip
     p.add_argument("--sample", type=int, default=2000, help="rows whose cells are checked after each copy")
     p.add_argument("--splits", type=int, default=128, help="token ranges of zdmkit's engine")
@@ -386,6 +392,47 @@ class Bench:
         self.finish(check, run, report.get("totals", {}).get("read", 0), report.get("ok"))
         check.note = f"differences {report.get('differences')}" if report else check.note
 
+    def tool_sstables(self) -> None:
+        """phase2.yml's engine sstables: the role's preflight and copy, as an operator runs them."""
+        self.truncate_target()
+        origin, target = self.args.origin.rpartition(":"), self.args.target.rpartition(":")
+        private = Path(tempfile.mkdtemp(prefix="zdmkit-bench-sstables-"))
+        variables = {
+            "data_migration_keyspaces": [self.ks], "data_migration_tables": [f"{self.ks}.{TABLE}"],
+            "data_migration_origin_contact_points": [origin[0]], "data_migration_origin_port": int(origin[2]),
+            "data_migration_target_contact_points": [target[0]], "data_migration_target_port": int(target[2]),
+            "data_migration_origin_username": self.args.username, "data_migration_origin_password": _password("origin"),
+            "data_migration_target_username": self.args.username, "data_migration_target_password": _password("target"),
+            "data_migration_work_dir": str(private / "work"), "data_migration_result_dir": "",
+        }  # fmt: skip
+        extra = private / "vars.json"
+        fd = os.open(extra, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(variables, fh)
+        env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+        cmd = ["ansible-playbook", "-i", self.args.inventory, str(ROOT / "bench" / "sstables_copy.yml"),
+               "-e", f"@{extra}"]  # fmt: skip
+        try:
+            run = run_measured(cmd, env=env, cwd=ROOT, log=self.workdir / "sstables.log")
+            report = private / "work" / "copy-report.json"
+            hosts = json.loads(report.read_text())["hosts"] if report.exists() else {}
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+        lines = "\n".join(line for out in hosts.values() for line in out)
+        streamed = re.findall(r"streamed \S+ from \S+: (\S+) in (\d+) ms, loader peak memory (\d+) MiB", lines)
+        result = Result("zdmkit sstables copy", "phase 2's engine sstables: a snapshot on each Origin node, "
+                        "sstableloader streams its SSTables to Target",
+                        "1 loader per Origin node at once, 256 MB heap, no throttle; wall time: the playbook "
+                        "(its preflight, Ansible's start, the snapshot and its removal)")  # fmt: skip
+        # the loader runs on the Origin node: its own peak, as the role's script reads it
+        loader_peak = max((int(peak) for _, _, peak in streamed), default=0) * 2**20
+        run = Run(run.seconds, max(run.peak, loader_peak), run.returncode, run.output)
+        rows = self.args.rows if run.returncode == 0 and streamed else 0
+        self.finish(result, run, rows, run.returncode == 0 and streamed)
+        result.note = ", ".join(f"{size} streamed in {int(ms) / 1000:.1f} s" for size, ms, _ in streamed)
+        result.note += "; peak: the controller's Ansible or the node's loader, whichever is larger"
+        self.check_sample(result, result.seconds)
+
     def cdm_job(self, kind: str, parts: int) -> tuple[Run, dict[str, Any]]:
         config = JobConfig(origin=self.origin_ep, target=self.target_ep, keyspaces=(self.ks,), splits=parts)
         spec = self.table_spec()
@@ -615,8 +662,14 @@ def render(results: list[Result], m: dict[str, Any], args: argparse.Namespace, t
             ratio = by[ours].rate / by[theirs].rate
             lines.append(f"- Goal, {label}: {ours} at least twice as fast as {theirs}: {ratio:.1f}x, "
                          f"{'met' if ratio >= 2 else 'not met'}.")  # fmt: skip
-    if "zdmkit copy" in by:
-        lines.append(f"- Goal, writetimes kept by zdmkit's copy: {by['zdmkit copy'].writetimes}.")
+    ours, theirs = "zdmkit sstables copy", "CDM Migrate"
+    if ours in by and theirs in by and by[theirs].rate and not by[ours].failed and not by[theirs].failed:
+        ratio = by[ours].rate / by[theirs].rate
+        lines.append(f"- Goal, copy, with phase 2's engine sstables (a self-managed Target of Origin's release "
+                     f"series): {ratio:.1f}x CDM Migrate, {'met' if ratio >= 2 else 'not met'}.")  # fmt: skip
+    for name in ("zdmkit copy", "zdmkit sstables copy"):
+        if name in by:
+            lines.append(f"- Goal, writetimes kept by {name}: {by[name].writetimes}.")
     lines += [
         "",
         "CDM writes each row's cells with the row's newest writetime and largest TTL (its documented design), so "
@@ -632,7 +685,8 @@ def main() -> int:
     started = time.monotonic()
     m = machine()
     bench = Bench(args)
-    tools = {"zdmkit": bench.tool_zdmkit, "cdm": bench.tool_cdm, "dsbulk-plain": bench.tool_dsbulk_plain,
+    tools = {"zdmkit": bench.tool_zdmkit, "sstables": bench.tool_sstables, "cdm": bench.tool_cdm,
+             "dsbulk-plain": bench.tool_dsbulk_plain,
              "dsbulk-writetime": bench.tool_dsbulk_writetime, "dsbulk-migrator": bench.tool_dsbulk_migrator,
              "cqlsh": bench.tool_cqlsh}  # fmt: skip
     chosen = [t.strip() for t in args.tools.split(",") if t.strip()]

@@ -68,8 +68,19 @@ for entry in "$@"; do
             count=$(find "$dir" -maxdepth 1 -name '*-Data.db' | wc -l)
             [ "$count" -gt 0 ] || continue
             # -k: the snapshot directory's path names the table, not the keyspace
-            if ! "$ZDMKIT_LOADER" -d "$ZDMKIT_TARGETS" -p "$ZDMKIT_TARGET_PORT" -sp "$ZDMKIT_STORAGE_PORT" \
-                "${auth[@]}" --throttle-mib "$ZDMKIT_THROTTLE_MIB" -k "$ks" "$dir" >"$log" 2>&1; then
+            "$ZDMKIT_LOADER" -d "$ZDMKIT_TARGETS" -p "$ZDMKIT_TARGET_PORT" -sp "$ZDMKIT_STORAGE_PORT" \
+                "${auth[@]}" --throttle-mib "$ZDMKIT_THROTTLE_MIB" -k "$ks" "$dir" >"$log" 2>&1 &
+            loader=$!
+            # the loader's peak resident set (its launcher execs Java: one process)
+            peak_kb=0
+            while kill -0 "$loader" 2>/dev/null; do
+                hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$loader/status" 2>/dev/null || true)
+                if [ -n "$hwm" ] && [ "$hwm" -gt "$peak_kb" ]; then
+                    peak_kb=$hwm
+                fi
+                sleep 0.5
+            done
+            if ! wait "$loader"; then
                 echo "sstableloader failed for $entry ($dir):" >&2
                 loader_tail >&2
                 exit 1
@@ -87,7 +98,8 @@ for entry in "$@"; do
             fi
             sstables=$((sstables + count))
             transferred=$((transferred + files))
-            echo "streamed $entry from $dir: $(summary_value 'Total bytes transferred') in $(summary_value 'Total duration') ms"
+            echo "streamed $entry from $dir: $(summary_value 'Total bytes transferred') in" \
+                "$(summary_value 'Total duration') ms, loader peak memory $((peak_kb / 1024)) MiB"
         done
     done
     echo "loaded $entry: $sstables SSTable(s), $transferred file(s) streamed to Target"
