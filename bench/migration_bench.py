@@ -667,9 +667,9 @@ def render(results: list[Result], m: dict[str, Any], args: argparse.Namespace, t
         ratio = by[ours].rate / by[theirs].rate
         lines.append(f"- Goal, copy, with phase 2's engine sstables (a self-managed Target of Origin's release "
                      f"series): {ratio:.1f}x CDM Migrate, {'met' if ratio >= 2 else 'not met'}.")  # fmt: skip
-    for name in ("zdmkit copy", "zdmkit sstables copy"):
+    for name, label in (("zdmkit copy", "zdmkit's copy"), ("zdmkit sstables copy", "the engine sstables")):
         if name in by:
-            lines.append(f"- Goal, writetimes kept by {name}: {by[name].writetimes}.")
+            lines.append(f"- Goal, writetimes kept by {label}: {by[name].writetimes}.")
     lines += [
         "",
         "CDM writes each row's cells with the row's newest writetime and largest TTL (its documented design), so "

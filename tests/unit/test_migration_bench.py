@@ -53,6 +53,18 @@ def test_the_table_names_the_clusters_and_judges_both_goals():
     assert "- Goal, copy: zdmkit copy at least twice as fast as CDM Migrate: 1.5x, not met." in text
     assert "- Goal, validation: zdmkit validate at least twice as fast as CDM DiffData: 5.0x, met." in text
     assert "- Goal, writetimes kept by zdmkit's copy: yes, every cell." in text
+    assert "engine sstables" not in text
+
+
+def test_the_sstables_engine_is_judged_against_cdm_migrate_beside_the_cql_copy():
+    results = [result("zdmkit copy", 1_000_000, 100.0, writetimes="yes, every cell"),
+               result("zdmkit sstables copy", 1_000_000, 20.0, writetimes="yes, every cell"),
+               result("CDM Migrate", 1_000_000, 50.0)]  # fmt: skip
+    text = mb.render(results, MACHINE, args(), 600)
+    assert "- Goal, copy: zdmkit copy at least twice as fast as CDM Migrate: 0.5x, not met." in text
+    assert ("- Goal, copy, with phase 2's engine sstables (a self-managed Target of Origin's release series): "
+            "2.5x CDM Migrate, met.") in text  # fmt: skip
+    assert "- Goal, writetimes kept by the engine sstables: yes, every cell." in text
 
 
 def test_a_failed_tool_shows_its_failure_and_no_goal_is_judged_on_it():
