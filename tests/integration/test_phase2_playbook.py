@@ -286,6 +286,20 @@ def test_sstables_engine_keeps_each_cells_writetime_ttl_and_the_deletions(cluste
         session.execute(f"DROP TABLE {table}")
 
 
+def test_sstables_engine_in_check_mode_snapshots_and_streams_nothing(clusters, tmp_path):
+    _, target = clusters
+    state = tmp_path / "state"
+    state.mkdir()
+    set_phase(state, 1)
+    target.execute(f"TRUNCATE {KS}.events")
+    run = phase2(state, tmp_path / "work", "--check", data_migration_engine="sstables")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "preflight passed" in run.stdout and "check mode: nothing copied" in run.stdout
+    assert count(target) == 0
+    assert "zdmkit-phase2" not in on_origin_nodes("nodetool listsnapshots")
+    assert record(state, "phase.json")["phase"] == 1 and not (state / "validation.json").exists()
+
+
 @pytest.mark.parametrize(
     ("variables", "expected"),
     [
