@@ -4,16 +4,10 @@ once, the role's own admin connections left out, and the clients missing after t
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-ROLE = ROOT / "roles" / "cassandra"
+from role_render import render
 
 HEADER = (
     "Address             SSL   Cipher                 Protocol Version User      Keyspace Requests "
@@ -34,48 +28,18 @@ ADMIN = "/172.30.90.23:40001 false undefined undefined 5 dba  system 7 Apache Ca
 FOOTER = ["", "Total connected clients: 5", "", "User      Connections", "zdmapp_rw 3"]
 
 
-def render(tmp_path: Path, before: list[str], now: list[str]) -> dict:
-    out = tmp_path / "clients.json"
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Render the clients",
-                    "hosts": "localhost",
-                    "gather_facts": False,
-                    "vars_files": [str(ROLE / "defaults/main.yml"), str(ROLE / "vars/main.yml")],
-                    "tasks": [
-                        {
-                            "name": "Write them",
-                            "ansible.builtin.copy": {
-                                "content": (
-                                    "{{ {'before': __cassandra_client_addresses_before,"
-                                    " 'now': __cassandra_client_addresses_now,"
-                                    " 'missing': __cassandra_clients_missing} | to_json }}"
-                                ),
-                                "dest": str(out),
-                                "mode": "0600",
-                            },
-                            "vars": {
-                                "cassandra_admin_user": "dba",
-                                "__cassandra_clients_before": {"stdout_lines": before},
-                                "__cassandra_clients_now": {"stdout_lines": now},
-                            },
-                        }
-                    ],
-                }
-            ]
-        )
+def render_clients(tmp_path: Path, before: list[str], now: list[str]) -> dict:
+    return render(
+        tmp_path,
+        "cassandra",
+        "{'before': __cassandra_client_addresses_before, 'now': __cassandra_client_addresses_now,"
+        " 'missing': __cassandra_clients_missing}",
+        {
+            "cassandra_admin_user": "dba",
+            "__cassandra_clients_before": {"stdout_lines": before},
+            "__cassandra_clients_now": {"stdout_lines": now},
+        },
     )
-    beside = Path(sys.executable).with_name("ansible-playbook")
-    result = subprocess.run(
-        [str(beside) if beside.exists() else "ansible-playbook", "-i", "localhost,", "-c", "local",
-         "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", str(playbook)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return json.loads(out.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -85,19 +49,19 @@ def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_client_address_once_without_the_roles_own_connections(tmp):
     lines = [HEADER, APP, APP_SECOND_CONNECTION, PROXY_TLS, IPV6, DEFAULT_SUPERUSER, ADMIN, *FOOTER]
-    clients = render(tmp, lines, lines)
+    clients = render_clients(tmp, lines, lines)
     assert clients["before"] == ["0:0:0:0:0:0:0:1", "172.30.90.21", "172.30.90.31"]
     assert clients["now"] == clients["before"]
     assert clients["missing"] == []
 
 
 def test_the_clients_not_connected_again_are_missing(tmp):
-    clients = render(tmp, [HEADER, APP, PROXY_TLS, *FOOTER], [HEADER, APP_SECOND_CONNECTION, ADMIN, *FOOTER])
+    clients = render_clients(tmp, [HEADER, APP, PROXY_TLS, *FOOTER], [HEADER, APP_SECOND_CONNECTION, ADMIN, *FOOTER])
     assert clients["now"] == ["172.30.90.21"]
     assert clients["missing"] == ["172.30.90.31"]
 
 
 def test_no_clients_before_means_nothing_to_wait_for(tmp):
-    clients = render(tmp, [HEADER, DEFAULT_SUPERUSER, "", "Total connected clients: 1"], [])
+    clients = render_clients(tmp, [HEADER, DEFAULT_SUPERUSER, "", "Total connected clients: 1"], [])
     assert clients["before"] == []
     assert clients["missing"] == []

@@ -3,16 +3,10 @@ options follow the clusters' inventory, and what the operator sets overrides the
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-ROLE = ROOT / "roles" / "data_migration"
+from role_render import render
 
 INVENTORY = {
     "all": {
@@ -34,41 +28,13 @@ INVENTORY = {
 
 
 def render_args(tmp_path: Path, variables: dict) -> list[str]:
-    out = tmp_path / "args.json"
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump(INVENTORY))
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Render the engine arguments",
-                    "hosts": "localhost",
-                    "gather_facts": False,
-                    "vars_files": [str(ROLE / "defaults/main.yml"), str(ROLE / "vars/main.yml")],
-                    "tasks": [
-                        {
-                            "name": "Write them",
-                            "ansible.builtin.copy": {
-                                "content": "{{ __data_migration_common_args | to_json }}",
-                                "dest": str(out),
-                                "mode": "0600",
-                            },
-                            "vars": {"data_migration_keyspaces": ["zdmapp"], **variables},
-                        }
-                    ],
-                }
-            ]
-        )
+    return render(
+        tmp_path,
+        "data_migration",
+        "__data_migration_common_args",
+        {"data_migration_keyspaces": ["zdmapp"], **variables},
+        INVENTORY,
     )
-    beside = Path(sys.executable).with_name("ansible-playbook")
-    result = subprocess.run(
-        [str(beside) if beside.exists() else "ansible-playbook", "-i", str(inventory),
-         "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", str(playbook)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return json.loads(out.read_text())
 
 
 def option(args: list[str], name: str) -> str | None:
