@@ -147,6 +147,16 @@ def changed_hosts(output: str) -> dict[str, int]:
     return {host: c["changed"] for host, c in recap(output).items() if c.get("changed")}
 
 
+def task_outcomes(output: str, task: str) -> dict[str, set[str]]:
+    """What each host answered to one task of a playbook's output: {host: {"ok", "skipping", ...}}."""
+    outcomes: dict[str, set[str]] = {}
+    for section in re.split(r"^(?=TASK \[|PLAY )", output, flags=re.M):
+        if section.startswith(f"TASK [{task}]"):
+            for status, host in re.findall(r"^(ok|changed|skipping|failed|fatal): \[([^\]\s]+)", section, flags=re.M):
+                outcomes.setdefault(host, set()).add(status)
+    return outcomes
+
+
 def docker_exec(host: str, *command: str, check: bool = True) -> str:
     run = subprocess.run(["docker", "exec", host, *command], capture_output=True, text=True, check=False)
     if check and run.returncode != 0:

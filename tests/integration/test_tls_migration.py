@@ -26,12 +26,15 @@ from labkit import (
     attempts_between,
     changed_hosts,
     cql,
+    docker_exec,
     failures,
     journal,
     load_lab,
     playbook,
     readiness,
     report,
+    task_outcomes,
+    unit_starts,
     utc_now,
 )
 from test_tls import context
@@ -149,6 +152,41 @@ def test_client_certificates_become_required_under_traffic(lab, tmp_path):
         connect_plain_or_foreign(lab.address[lab.proxies[0]], context(TLS_DIR / "ca.pem"))
     with pytest.raises(NoHostAvailable):
         connect_plain_or_foreign(lab.address[lab.proxies[0]], foreign_client_context(tmp_path))
+
+
+def test_staged_files_changed_by_hand_are_written_back_without_a_restart(lab):
+    # The role reads the proxies' binary, user and staged files (TLS files included) in one
+    # command, and writes only when something differs from what it would write.
+    extra = {"zdm_proxy_tls_require_client_auth": True}
+    staged_config = "/etc/zdm-proxy/staged/zdm-proxy.yml"
+    staged_key = "/etc/zdm-proxy/staged/tls/proxy-key.pem"
+    stage_task = "zdm_proxy : Stage the proxy's configuration file"
+
+    def roll():
+        run = playbook(lab, ROLL, extra=extra)
+        assert run.returncode == 0, run.stdout[-4000:]
+        return run
+
+    run = roll()
+    assert changed_hosts(run.stdout) == {}, run.stdout[-4000:]
+    assert task_outcomes(run.stdout, stage_task) == {p: {"skipping"} for p in lab.proxies}
+    edited, loosened = lab.proxies[1], lab.proxies[2]
+    docker_exec(edited, "sh", "-c", f"echo '# changed by hand' >> {staged_config}")
+    docker_exec(loosened, "chmod", "0644", staged_key)
+    units = {p: ["zdm-proxy.service"] for p in lab.proxies}
+    before = unit_starts(lab, units)
+    run = roll()
+    assert set(changed_hosts(run.stdout)) == {edited, loosened}, run.stdout[-4000:]
+    assert task_outcomes(run.stdout, stage_task) == {
+        lab.proxies[0]: {"skipping"}, edited: {"changed"}, loosened: {"ok"}}
+    assert "changed by hand" not in docker_exec(edited, "cat", staged_config)
+    docker_exec(edited, "diff", "-q", staged_config, "/etc/zdm-proxy/active/zdm-proxy.yml")
+    assert docker_exec(loosened, "stat", "-c", "%a", staged_key).strip() == "600"
+    # what is staged is what the instances run already: none restarted
+    assert unit_starts(lab, units) == before
+    run = roll()
+    assert changed_hosts(run.stdout) == {}, run.stdout[-4000:]
+    assert task_outcomes(run.stdout, stage_task) == {p: {"skipping"} for p in lab.proxies}
 
 
 def test_phase_4_and_5_over_tls(lab):
